@@ -30,7 +30,7 @@ export class SeededRng implements Rng {
   }
 
   intn(n: number): number {
-    if (!(n > 0)) throw new TypeError(`intn: n must be positive, got ${n}`);
+    if (!(Number.isSafeInteger(n) && n > 0)) throw new TypeError(`intn: n must be a positive integer, got ${n}`);
     return Math.floor(this.next() * n);
   }
 

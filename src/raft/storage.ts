@@ -25,8 +25,8 @@ export interface Storage {
   initialState(): InitialState;
   /**
    * Entries in [lo, hi), at least one entry if any is in range, and otherwise stopping before the
-   * total size would exceed `maxSizeBytes`. Throws `CompactedError` if lo <= the snapshot index and
-   * `UnavailableError` if hi > lastIndex() + 1.
+   * total size would exceed `maxSizeBytes`. Throws `CompactedError` if lo < firstIndex() and
+   * `UnavailableError` if hi > lastIndex() + 1; lo >= hi gives [].
    */
   entries(lo: number, hi: number, maxSizeBytes: number): Entry[];
   /**
@@ -48,13 +48,24 @@ export interface Storage {
  */
 export interface WritableStorage extends Storage {
   setHardState(hs: HardState): void | Promise<void>;
-  /** Appends entries, truncating any existing conflicting suffix first (entries[0].index may be <= lastIndex). */
+  /**
+   * Appends consecutive entries. Everything from entries[0].index on is replaced (the log ends at
+   * the last appended entry); entries at or below the compaction point are ignored; a gap after
+   * lastIndex() throws UnavailableError and changes nothing.
+   */
   append(entries: readonly Entry[]): void | Promise<void>;
   /** Replaces the whole log with the snapshot (a follower receiving state from its leader). */
   applySnapshot(snap: Snapshot): void | Promise<void>;
-  /** Records a snapshot of application state at `index` (<= the applied index). */
+  /**
+   * Records a snapshot of application state at `index` (<= the applied index). An index at or
+   * below the current snapshot's throws SnapshotOutOfDateError; beyond lastIndex(), UnavailableError.
+   */
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot | Promise<Snapshot>;
-  /** Discards entries up to and including `compactIndex` (which must be <= the snapshot index... or applied). */
+  /**
+   * Discards entries up to and including `compactIndex`, keeping its term. compactIndex must not
+   * pass the snapshot index: a follower that needs the discarded entries gets the snapshot, so a
+   * gap between the two would leave it unable to catch up (RangeError).
+   */
   compact(compactIndex: number): void | Promise<void>;
 }
 
@@ -151,6 +162,9 @@ export class MemoryStorage implements WritableStorage {
     const offset = this.offset();
     if (compactIndex <= offset) throw new CompactedError(compactIndex, offset + 1);
     if (compactIndex > this.lastIndex()) throw new UnavailableError(compactIndex, this.lastIndex());
+    if (compactIndex > this.snap.metadata.index) {
+      throw new RangeError(`compact index ${compactIndex} is beyond the snapshot index ${this.snap.metadata.index}: take a snapshot first`);
+    }
     const i = compactIndex - offset;
     const dummy: Entry = { index: compactIndex, term: (this.ents[i] as Entry).term, type: EntryType.Normal, data: new Uint8Array(0) };
     this.ents = [dummy, ...this.ents.slice(i + 1)];
