@@ -97,6 +97,25 @@ export class MemoryStorage implements WritableStorage {
     this.ents = [{ index: 0, term: 0, type: EntryType.Normal, data: new Uint8Array(0) }];
   }
 
+  /**
+   * Rebuilds a storage from persisted parts (used by durable implementations to load their
+   * in-memory mirror). `compacted` is the compaction point: entries[0] must be at compacted.index + 1.
+   */
+  static restore(parts: {
+    hardState: HardState;
+    confState: ConfState;
+    snapshot: Snapshot;
+    compacted: { index: number; term: number };
+    entries: readonly Entry[];
+  }): MemoryStorage {
+    const s = new MemoryStorage(parts.confState);
+    s.hardState = parts.hardState;
+    s.snap = parts.snapshot;
+    s.ents = [{ index: parts.compacted.index, term: parts.compacted.term, type: EntryType.Normal, data: new Uint8Array(0) }];
+    s.append(parts.entries);
+    return s;
+  }
+
   initialState(): InitialState {
     return { hardState: this.hardState, confState: this.confState };
   }

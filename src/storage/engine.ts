@@ -1,0 +1,129 @@
+// One LevelDB per node. The engine owns the database, checks the data directory's identity when
+// it opens, and writes batches durably: every write is one atomic batch with `sync: true`, so a
+// ready-loop turn can persist the raft state of all its groups with a single fsync.
+
+import { existsSync, readdirSync } from 'node:fs';
+import { Level } from 'level';
+import { CorruptDataError, DataDirMismatchError, DataDirMissingError } from './errors';
+import { metaKey } from './keys';
+
+/** The on-disk format this code reads and writes. */
+export const FORMAT_VERSION = 1;
+
+export interface EngineOptions {
+  /** Directory of the LevelDB database. */
+  readonly dir: string;
+  /** This node's id; must match the directory's when it exists. */
+  readonly nodeId: number;
+  /**
+   * The cluster id. Required to initialize an empty directory; when the directory is initialized
+   * already, it must match (omit it to accept whatever cluster the directory belongs to).
+   */
+  readonly clusterId?: string;
+}
+
+export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+/** Operations collected for one atomic, synced write. */
+export class WriteBatch {
+  readonly ops: BatchOp[] = [];
+
+  put(key: Buffer, value: Buffer): void {
+    this.ops.push({ type: 'put', key, value });
+  }
+
+  del(key: Buffer): void {
+    this.ops.push({ type: 'del', key });
+  }
+
+  get size(): number {
+    return this.ops.length;
+  }
+}
+
+export class Engine {
+  private constructor(
+    readonly db: Level<Buffer, Buffer>,
+    readonly dir: string,
+    readonly nodeId: number,
+    readonly clusterId: string,
+  ) {}
+
+  /**
+   * Opens (or, when the directory is absent or empty and a cluster id is given, initializes) a
+   * node's database. Refuses a directory of another node or cluster, of an unknown format, or
+   * whose LevelDB files are missing — never silently starting empty over existing data.
+   */
+  static async open(opts: EngineOptions): Promise<Engine> {
+    const fresh = !existsSync(opts.dir) || readdirSync(opts.dir).length === 0;
+    if (fresh && opts.clusterId === undefined) {
+      throw new DataDirMissingError(`the database in ${opts.dir} (start with a cluster id to initialize a new node)`);
+    }
+    const db = new Level<Buffer, Buffer>(opts.dir, {
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+      // An existing directory without LevelDB's CURRENT file must fail, not become a new database.
+      createIfMissing: fresh,
+      errorIfExists: false,
+    });
+    try {
+      await db.open();
+    } catch (err) {
+      const cause = (err as { cause?: unknown }).cause ?? err;
+      throw new CorruptDataError(`LevelDB database in ${opts.dir}`, `cannot open: ${String((cause as Error).message ?? cause)}`, {
+        cause: err,
+      });
+    }
+    try {
+      const clusterId = await Engine.checkIdentity(db, opts, fresh);
+      return new Engine(db, opts.dir, opts.nodeId, clusterId);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  private static async checkIdentity(db: Level<Buffer, Buffer>, opts: EngineOptions, fresh: boolean): Promise<string> {
+    const format = await db.get(metaKey('format'));
+    if (format === undefined) {
+      if (!fresh) {
+        throw new DataDirMissingError(`the node metadata (format version) in ${opts.dir}`);
+      }
+      const clusterId = opts.clusterId as string;
+      await db.batch(
+        [
+          { type: 'put', key: metaKey('format'), value: Buffer.from(String(FORMAT_VERSION)) },
+          { type: 'put', key: metaKey('cluster'), value: Buffer.from(clusterId) },
+          { type: 'put', key: metaKey('node'), value: Buffer.from(String(opts.nodeId)) },
+        ],
+        { sync: true },
+      );
+      return clusterId;
+    }
+    const version = format.toString();
+    if (version !== String(FORMAT_VERSION)) {
+      throw new DataDirMismatchError('format version', String(FORMAT_VERSION), version);
+    }
+    const node = await db.get(metaKey('node'));
+    if (node === undefined) throw new DataDirMissingError(`the node id record in ${opts.dir}`);
+    if (node.toString() !== String(opts.nodeId)) {
+      throw new DataDirMismatchError('node id', String(opts.nodeId), node.toString());
+    }
+    const cluster = await db.get(metaKey('cluster'));
+    if (cluster === undefined) throw new DataDirMissingError(`the cluster id record in ${opts.dir}`);
+    if (opts.clusterId !== undefined && cluster.toString() !== opts.clusterId) {
+      throw new DataDirMismatchError('cluster id', opts.clusterId, cluster.toString());
+    }
+    return cluster.toString();
+  }
+
+  /** Writes the batch atomically and durably (fsync) — nothing is acknowledged before this resolves. */
+  async write(batch: WriteBatch): Promise<void> {
+    if (batch.size === 0) return;
+    await this.db.batch(batch.ops, { sync: true });
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,7 @@
+// The storage layer's public surface.
+export { Engine, WriteBatch, FORMAT_VERSION } from './engine';
+export type { EngineOptions, BatchOp } from './engine';
+export { RaftLogStorage } from './raft-log-storage';
+export type { ApplyState } from './codec';
+export { StorageError, CorruptDataError, DataDirMismatchError, DataDirMissingError } from './errors';
+export { dataKey } from './keys';

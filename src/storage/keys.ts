@@ -1,0 +1,92 @@
+// The LevelDB key layout of a node (one database per node, see DESIGN.md). Every key starts
+// with a one-byte prefix naming its keyspace; numbers are 8-byte big-endian so that byte order
+// is numeric order.
+//
+//   0x01 'format' | 'cluster' | 'node'            node metadata
+//   0x02 groupId(8) 0x01                          hard state of a raft group
+//   0x02 groupId(8) 0x02                          apply state (applied index + membership)
+//   0x02 groupId(8) 0x03                          snapshot metadata + data
+//   0x02 groupId(8) 0x04 index(8)                 raft log entry
+//   0x02 groupId(8) 0x05                          compaction point (index + term of the last discarded entry)
+//   0x03 userKey                                  user data (shared by all ranges on the node)
+
+export const PREFIX_META = 0x01;
+export const PREFIX_GROUP = 0x02;
+export const PREFIX_DATA = 0x03;
+
+export const GROUP_HARD_STATE = 0x01;
+export const GROUP_APPLY_STATE = 0x02;
+export const GROUP_SNAPSHOT = 0x03;
+export const GROUP_LOG = 0x04;
+export const GROUP_COMPACTED = 0x05;
+
+const TWO_32 = 0x1_0000_0000;
+
+export function writeU64(buf: Buffer, offset: number, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new TypeError(`u64: ${v} is not a non-negative safe integer`);
+  buf.writeUInt32BE(Math.floor(v / TWO_32), offset);
+  buf.writeUInt32BE(v >>> 0, offset + 4);
+}
+
+export function readU64(buf: Uint8Array, offset: number): number {
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  return b.readUInt32BE(offset) * TWO_32 + b.readUInt32BE(offset + 4);
+}
+
+export function metaKey(name: 'format' | 'cluster' | 'node'): Buffer {
+  return Buffer.concat([Buffer.from([PREFIX_META]), Buffer.from(name, 'utf8')]);
+}
+
+function groupKey(groupId: number, kind: number, extra = 0): Buffer {
+  const k = Buffer.alloc(10 + extra);
+  k[0] = PREFIX_GROUP;
+  writeU64(k, 1, groupId);
+  k[9] = kind;
+  return k;
+}
+
+export function hardStateKey(groupId: number): Buffer {
+  return groupKey(groupId, GROUP_HARD_STATE);
+}
+
+export function applyStateKey(groupId: number): Buffer {
+  return groupKey(groupId, GROUP_APPLY_STATE);
+}
+
+export function snapshotKey(groupId: number): Buffer {
+  return groupKey(groupId, GROUP_SNAPSHOT);
+}
+
+export function logKey(groupId: number, index: number): Buffer {
+  const k = groupKey(groupId, GROUP_LOG, 8);
+  writeU64(k, 10, index);
+  return k;
+}
+
+/** [start, end) covering every log key of the group. */
+export function logKeyRange(groupId: number): { gte: Buffer; lt: Buffer } {
+  return { gte: groupKey(groupId, GROUP_LOG), lt: groupKey(groupId, GROUP_LOG + 1) };
+}
+
+/** [start, end) covering every key of the group. */
+export function groupKeyRange(groupId: number): { gte: Buffer; lt: Buffer } {
+  const gte = Buffer.alloc(9);
+  gte[0] = PREFIX_GROUP;
+  writeU64(gte, 1, groupId);
+  const lt = Buffer.alloc(9);
+  lt[0] = PREFIX_GROUP;
+  writeU64(lt, 1, groupId + 1);
+  return { gte, lt };
+}
+
+export function logIndexOfKey(key: Uint8Array): number {
+  return readU64(key, 10);
+}
+
+export function dataKey(userKey: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from([PREFIX_DATA]), userKey]);
+}
+
+export function compactedKey(groupId: number): Buffer {
+  return groupKey(groupId, GROUP_COMPACTED);
+}
