@@ -9,10 +9,13 @@
 //   0x02 groupId(8) 0x04 index(8)                 raft log entry
 //   0x02 groupId(8) 0x05                          compaction point (index + term of the last discarded entry)
 //   0x03 userKey                                  user data (shared by all ranges on the node)
+//   0x04 rangeId(8) clientId(8)                    exactly-once session of a client on a range
+//   0x04 rangeId(8) clientId(8) sequence(8)        the first result of that client's write
 
 export const PREFIX_META = 0x01;
 export const PREFIX_GROUP = 0x02;
 export const PREFIX_DATA = 0x03;
+export const PREFIX_SESSION = 0x04;
 
 export const GROUP_HARD_STATE = 0x01;
 export const GROUP_APPLY_STATE = 0x02;
@@ -89,4 +92,42 @@ export function dataKey(userKey: Uint8Array): Buffer {
 
 export function compactedKey(groupId: number): Buffer {
   return groupKey(groupId, GROUP_COMPACTED);
+}
+
+/** The user key of a data key. */
+export function userKeyOf(key: Uint8Array): Uint8Array {
+  return key.subarray(1);
+}
+
+/** [start, end) of the data keys for user keys in [start, end); an empty end means the keyspace end. */
+export function dataKeyRange(start: Uint8Array, end: Uint8Array): { gte: Buffer; lt: Buffer } {
+  return { gte: dataKey(start), lt: end.length === 0 ? Buffer.from([PREFIX_DATA + 1]) : dataKey(end) };
+}
+
+export function sessionKey(rangeId: number, clientId: number): Buffer {
+  const k = Buffer.alloc(17);
+  k[0] = PREFIX_SESSION;
+  writeU64(k, 1, rangeId);
+  writeU64(k, 9, clientId);
+  return k;
+}
+
+export function sessionResultKey(rangeId: number, clientId: number, sequence: number): Buffer {
+  const k = Buffer.alloc(25);
+  k[0] = PREFIX_SESSION;
+  writeU64(k, 1, rangeId);
+  writeU64(k, 9, clientId);
+  writeU64(k, 17, sequence);
+  return k;
+}
+
+/** [start, end) of every session key of a range. */
+export function sessionKeyRange(rangeId: number): { gte: Buffer; lt: Buffer } {
+  const gte = Buffer.alloc(9);
+  gte[0] = PREFIX_SESSION;
+  writeU64(gte, 1, rangeId);
+  const lt = Buffer.alloc(9);
+  lt[0] = PREFIX_SESSION;
+  writeU64(lt, 1, rangeId + 1);
+  return { gte, lt };
 }

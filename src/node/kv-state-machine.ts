@@ -1,0 +1,287 @@
+// The replicated KV state machine of one range: applies committed commands to the node's shared
+// data keyspace and remembers each client's recent results, so a retried write is answered with
+// its first result instead of being applied twice.
+//
+// Determinism: the outcome of applying an entry depends only on the log (and the state it was
+// applied to). Time comes from the proposing leader's timestamp inside each command, never from
+// this replica's clock, so every replica expires the same sessions at the same index.
+//
+// Exactly-once assumptions (documented for clients): a client keeps fewer than `sessionWindow`
+// writes outstanding, and never retries a write after its deadline, which is far shorter than
+// `sessionTtlMs`. A retry whose sequence fell out of the window is refused as SequenceTooOld
+// (the client reports it as indeterminate).
+
+import { Engine, WriteBatch } from '../storage';
+import { readU64, writeU64 } from '../storage/keys';
+import { dataKey, dataKeyRange, sessionKey, sessionKeyRange, sessionResultKey, userKeyOf } from '../storage/keys';
+import {
+  Command,
+  CommandResult,
+  CommandStatus,
+  OpKind,
+  OpResult,
+  decodeResult,
+  encodeResult,
+} from './command';
+
+export interface RangeBounds {
+  /** Inclusive start; empty = start of the keyspace. */
+  readonly start: Uint8Array;
+  /** Exclusive end; empty = end of the keyspace. */
+  readonly end: Uint8Array;
+  readonly epochVersion: number;
+}
+
+export interface StateMachineOptions {
+  /** Results remembered per client (its pipelining bound). Default 1024. */
+  readonly sessionWindow?: number;
+  /** A client session idle this long (by leader timestamps) is forgotten. Default 10 minutes. */
+  readonly sessionTtlMs?: number;
+  /** Sessions are swept for expiry at entries whose index is a multiple of this. Default 1024. */
+  readonly sessionSweepEveryEntries?: number;
+}
+
+interface Session {
+  lastSeenMs: number;
+  /** Sequences below this were forgotten: a retry of one is refused, not re-applied. */
+  floor: number;
+  /** Results by sequence. */
+  readonly results: Map<number, Buffer>;
+  /**
+   * The remembered sequences in ascending order. Eviction always drops the smallest, so it does
+   * not depend on apply order or on whether this replica restarted (which reloads in key order).
+   */
+  readonly seqs: number[];
+}
+
+/** Inserts v into the ascending array a (usually at the end: sequences mostly grow). */
+function insertSorted(a: number[], v: number): void {
+  let i = a.length;
+  while (i > 0 && (a[i - 1] as number) > v) i--;
+  a.splice(i, 0, v);
+}
+
+export interface StoredValue {
+  readonly value: Buffer;
+  readonly version: number;
+}
+
+export function encodeValue(value: Uint8Array, version: number): Buffer {
+  const b = Buffer.allocUnsafe(8 + value.length);
+  writeU64(b, 0, version);
+  b.set(value, 8);
+  return b;
+}
+
+export function decodeValue(raw: Buffer): StoredValue {
+  return { version: readU64(raw, 0), value: raw.subarray(8) };
+}
+
+function keyInBounds(key: Uint8Array, b: RangeBounds): boolean {
+  if (Buffer.compare(key, b.start) < 0) return false;
+  return b.end.length === 0 || Buffer.compare(key, b.end) < 0;
+}
+
+function encodeSession(s: Session): Buffer {
+  const b = Buffer.alloc(16);
+  writeU64(b, 0, s.lastSeenMs);
+  writeU64(b, 8, s.floor);
+  return b;
+}
+
+export class KvStateMachine {
+  private readonly sessionWindow: number;
+  private readonly sessionTtlMs: number;
+  private readonly sweepEvery: number;
+  /** Writes staged in the current batch, by hex data key (null = deleted): later ops in the batch read them. */
+  private overlay = new Map<string, Buffer | null>();
+
+  private constructor(
+    private readonly engine: Engine,
+    readonly rangeId: number,
+    public bounds: RangeBounds,
+    private readonly sessions: Map<number, Session>,
+    opts: StateMachineOptions,
+  ) {
+    this.sessionWindow = opts.sessionWindow ?? 1024;
+    this.sessionTtlMs = opts.sessionTtlMs ?? 10 * 60 * 1000;
+    this.sweepEvery = opts.sessionSweepEveryEntries ?? 1024;
+  }
+
+  static async load(engine: Engine, rangeId: number, bounds: RangeBounds, opts: StateMachineOptions = {}): Promise<KvStateMachine> {
+    const sessions = new Map<number, Session>();
+    for await (const [key, value] of engine.db.iterator(sessionKeyRange(rangeId))) {
+      const clientId = readU64(key, 9);
+      let s = sessions.get(clientId);
+      if (!s) {
+        s = { lastSeenMs: 0, floor: 0, results: new Map(), seqs: [] };
+        sessions.set(clientId, s);
+      }
+      if (key.length === 17) {
+        s.lastSeenMs = readU64(value, 0);
+        s.floor = readU64(value, 8);
+      } else {
+        const seq = readU64(key, 17);
+        s.results.set(seq, value);
+        s.seqs.push(seq); // keys iterate in sequence order
+      }
+    }
+    return new KvStateMachine(engine, rangeId, bounds, sessions, opts);
+  }
+
+  /** Number of client sessions remembered (for status and tests). */
+  sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Reads a key's current applied value (outside of apply). */
+  async get(key: Uint8Array): Promise<StoredValue | undefined> {
+    const raw = await this.engine.db.get(dataKey(key));
+    return raw === undefined ? undefined : decodeValue(raw);
+  }
+
+  /** Iterates applied keys in [start, end) within the range, in order, up to `limit` (0 = all). */
+  async *scan(start: Uint8Array, end: Uint8Array, limit: number): AsyncGenerator<{ key: Buffer } & StoredValue> {
+    const lo = Buffer.compare(start, this.bounds.start) > 0 ? start : this.bounds.start;
+    let hi = end;
+    if (this.bounds.end.length > 0 && (hi.length === 0 || Buffer.compare(hi, this.bounds.end) > 0)) hi = this.bounds.end;
+    const range = dataKeyRange(lo, hi);
+    let n = 0;
+    for await (const [k, v] of this.engine.db.iterator({ ...range, limit: limit > 0 ? limit : -1 })) {
+      yield { key: Buffer.from(userKeyOf(k)), ...decodeValue(v) };
+      if (limit > 0 && ++n >= limit) return;
+    }
+  }
+
+  private async read(key: Uint8Array): Promise<StoredValue | undefined> {
+    const dk = dataKey(key);
+    const hex = dk.toString('hex');
+    if (this.overlay.has(hex)) {
+      const v = this.overlay.get(hex);
+      return v ? decodeValue(v) : undefined;
+    }
+    const raw = await this.engine.db.get(dk);
+    return raw === undefined ? undefined : decodeValue(raw);
+  }
+
+  private write(batch: WriteBatch, key: Uint8Array, value: Uint8Array | null, version: number): void {
+    const dk = dataKey(key);
+    if (value === null) {
+      batch.del(dk);
+      this.overlay.set(dk.toString('hex'), null);
+    } else {
+      const enc = encodeValue(value, version);
+      batch.put(dk, enc);
+      this.overlay.set(dk.toString('hex'), enc);
+    }
+  }
+
+  /** Call once the batch holding the staged writes is written: later reads go to the database. */
+  batchWritten(): void {
+    this.overlay = new Map();
+  }
+
+  /**
+   * Applies one committed command at `index`, staging its effects into `batch`. Returns the
+   * result (the first result, for a duplicate).
+   */
+  async apply(batch: WriteBatch, index: number, cmd: Command): Promise<CommandResult> {
+    if (index % this.sweepEvery === 0) this.sweepSessions(batch, cmd.proposedAtMs);
+    let session: Session | undefined;
+    if (cmd.clientId !== 0) {
+      session = this.sessions.get(cmd.clientId);
+      if (session) {
+        const first = session.results.get(cmd.sequence);
+        if (first) return decodeResult(first);
+        if (cmd.sequence < session.floor) return { status: CommandStatus.SequenceTooOld, results: [] };
+      }
+    }
+    const result = await this.execute(batch, index, cmd);
+    // Only a command that took effect is remembered: a refused one (epoch, bounds) changed
+    // nothing, and its retry with the same sequence, re-routed, must be able to apply.
+    if (cmd.clientId !== 0 && result.status === CommandStatus.Ok) this.remember(batch, cmd, session, result);
+    return result;
+  }
+
+  private async execute(batch: WriteBatch, index: number, cmd: Command): Promise<CommandResult> {
+    if (cmd.epochVersion !== this.bounds.epochVersion) return { status: CommandStatus.EpochNotMatch, results: [] };
+    for (const op of cmd.ops) {
+      if (!keyInBounds(op.key, this.bounds)) return { status: CommandStatus.KeyNotInRange, results: [] };
+    }
+    const results: OpResult[] = [];
+    for (const op of cmd.ops) {
+      switch (op.kind) {
+        case OpKind.Put:
+          this.write(batch, op.key, op.value, index);
+          results.push({ kind: OpKind.Put, version: index });
+          break;
+        case OpKind.Delete: {
+          const cur = await this.read(op.key);
+          if (cur) this.write(batch, op.key, null, index);
+          results.push({ kind: OpKind.Delete, deleted: cur !== undefined, version: index });
+          break;
+        }
+        case OpKind.Get: {
+          const cur = await this.read(op.key);
+          results.push({
+            kind: OpKind.Get,
+            found: cur !== undefined,
+            value: cur ? Buffer.from(cur.value) : Buffer.alloc(0),
+            version: cur?.version ?? 0,
+          });
+          break;
+        }
+        case OpKind.Cas: {
+          const cur = await this.read(op.key);
+          let ok: boolean;
+          switch (op.expected.kind) {
+            case 'absent':
+              ok = cur === undefined;
+              break;
+            case 'value':
+              ok = cur !== undefined && Buffer.compare(cur.value, op.expected.value) === 0;
+              break;
+            case 'version':
+              ok = cur !== undefined && cur.version === op.expected.version;
+              break;
+          }
+          if (ok) this.write(batch, op.key, op.delete ? null : op.newValue, index);
+          results.push({
+            kind: OpKind.Cas,
+            succeeded: ok,
+            previous: cur ? { value: Buffer.from(cur.value), version: cur.version } : undefined,
+            version: ok ? index : cur?.version ?? 0,
+          });
+          break;
+        }
+      }
+    }
+    return { status: CommandStatus.Ok, results };
+  }
+
+  private remember(batch: WriteBatch, cmd: Command, existing: Session | undefined, result: CommandResult): void {
+    const s: Session = existing ?? { lastSeenMs: 0, floor: 0, results: new Map<number, Buffer>(), seqs: [] };
+    if (!existing) this.sessions.set(cmd.clientId, s);
+    s.lastSeenMs = Math.max(s.lastSeenMs, cmd.proposedAtMs);
+    const enc = encodeResult(result);
+    s.results.set(cmd.sequence, enc);
+    insertSorted(s.seqs, cmd.sequence);
+    batch.put(sessionResultKey(this.rangeId, cmd.clientId, cmd.sequence), enc);
+    while (s.seqs.length > this.sessionWindow) {
+      const oldest = s.seqs.shift() as number;
+      s.results.delete(oldest);
+      s.floor = Math.max(s.floor, oldest + 1);
+      batch.del(sessionResultKey(this.rangeId, cmd.clientId, oldest));
+    }
+    batch.put(sessionKey(this.rangeId, cmd.clientId), encodeSession(s));
+  }
+
+  private sweepSessions(batch: WriteBatch, nowMs: number): void {
+    for (const [clientId, s] of this.sessions) {
+      if (nowMs - s.lastSeenMs <= this.sessionTtlMs) continue;
+      for (const seq of s.results.keys()) batch.del(sessionResultKey(this.rangeId, clientId, seq));
+      batch.del(sessionKey(this.rangeId, clientId));
+      this.sessions.delete(clientId);
+    }
+  }
+}
