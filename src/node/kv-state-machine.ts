@@ -13,7 +13,7 @@
 
 import { Engine, WriteBatch } from '../storage';
 import { readU64, writeU64 } from '../storage/keys';
-import { dataKey, dataKeyRange, sessionKey, sessionKeyRange, sessionResultKey, userKeyOf } from '../storage/keys';
+import { PREFIX_SESSION, dataKey, dataKeyRange, sessionKey, sessionKeyRange, sessionResultKey, userKeyOf } from '../storage/keys';
 import {
   Command,
   CommandResult,
@@ -109,24 +109,9 @@ export class KvStateMachine {
   }
 
   static async load(engine: Engine, rangeId: number, bounds: RangeBounds, opts: StateMachineOptions = {}): Promise<KvStateMachine> {
-    const sessions = new Map<number, Session>();
-    for await (const [key, value] of engine.db.iterator(sessionKeyRange(rangeId))) {
-      const clientId = readU64(key, 9);
-      let s = sessions.get(clientId);
-      if (!s) {
-        s = { lastSeenMs: 0, floor: 0, results: new Map(), seqs: [] };
-        sessions.set(clientId, s);
-      }
-      if (key.length === 17) {
-        s.lastSeenMs = readU64(value, 0);
-        s.floor = readU64(value, 8);
-      } else {
-        const seq = readU64(key, 17);
-        s.results.set(seq, value);
-        s.seqs.push(seq); // keys iterate in sequence order
-      }
-    }
-    return new KvStateMachine(engine, rangeId, bounds, sessions, opts);
+    const sm = new KvStateMachine(engine, rangeId, bounds, new Map(), opts);
+    for await (const [key, value] of engine.db.iterator(sessionKeyRange(rangeId))) sm.loadSessionRecord(key, value);
+    return sm;
   }
 
   /** Number of client sessions remembered (for status and tests). */
@@ -274,6 +259,72 @@ export class KvStateMachine {
       batch.del(sessionResultKey(this.rangeId, cmd.clientId, oldest));
     }
     batch.put(sessionKey(this.rangeId, cmd.clientId), encodeSession(s));
+  }
+
+  /**
+   * The range's applied state (its user data and client sessions) as one blob: a sequence of
+   * [keyLen u32][key][valueLen u32][value] records of raw database keys. Call it when the database
+   * holds exactly the applied state (no staged, unwritten batch).
+   * TODO(snapshots): stream in chunks from a LevelDB snapshot for ranges larger than memory.
+   */
+  async snapshotData(): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    const add = (k: Buffer, v: Buffer): void => {
+      const h = Buffer.allocUnsafe(4);
+      h.writeUInt32BE(k.length, 0);
+      const h2 = Buffer.allocUnsafe(4);
+      h2.writeUInt32BE(v.length, 0);
+      parts.push(h, k, h2, v);
+    };
+    for await (const [k, v] of this.engine.db.iterator(dataKeyRange(this.bounds.start, this.bounds.end))) add(k, v);
+    for await (const [k, v] of this.engine.db.iterator(sessionKeyRange(this.rangeId))) add(k, v);
+    return Buffer.concat(parts);
+  }
+
+  /**
+   * Replaces the range's applied state with a snapshot blob, staged into `batch` (so it lands
+   * atomically with the raft snapshot record and the apply state).
+   */
+  async restoreSnapshot(batch: WriteBatch, data: Uint8Array): Promise<void> {
+    for await (const k of this.engine.db.keys(dataKeyRange(this.bounds.start, this.bounds.end))) batch.del(k);
+    for await (const k of this.engine.db.keys(sessionKeyRange(this.rangeId))) batch.del(k);
+    this.sessions.clear();
+    this.overlay = new Map();
+    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    let o = 0;
+    const take = (): Buffer => {
+      if (o + 4 > buf.length) throw new RangeError(`snapshot data truncated at byte ${o}`);
+      const n = buf.readUInt32BE(o);
+      o += 4;
+      if (o + n > buf.length) throw new RangeError(`snapshot data truncated at byte ${o}`);
+      const out = buf.subarray(o, o + n);
+      o += n;
+      return out;
+    };
+    while (o < buf.length) {
+      const k = Buffer.from(take());
+      const v = Buffer.from(take());
+      batch.put(k, v);
+      if (k[0] === PREFIX_SESSION) this.loadSessionRecord(k, v);
+      else this.overlay.set(k.toString('hex'), v);
+    }
+  }
+
+  private loadSessionRecord(key: Uint8Array, value: Buffer): void {
+    const clientId = readU64(key, 9);
+    let s = this.sessions.get(clientId);
+    if (!s) {
+      s = { lastSeenMs: 0, floor: 0, results: new Map(), seqs: [] };
+      this.sessions.set(clientId, s);
+    }
+    if (key.length === 17) {
+      s.lastSeenMs = readU64(value, 0);
+      s.floor = readU64(value, 8);
+    } else {
+      const seq = readU64(key, 17);
+      s.results.set(seq, value);
+      insertSorted(s.seqs, seq);
+    }
   }
 
   private sweepSessions(batch: WriteBatch, nowMs: number): void {

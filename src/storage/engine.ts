@@ -117,10 +117,13 @@ export class Engine {
     return cluster.toString();
   }
 
-  /** Writes the batch atomically and durably (fsync) — nothing is acknowledged before this resolves. */
-  async write(batch: WriteBatch): Promise<void> {
+  /**
+   * Writes the batch atomically; durably (fsync) unless `sync: false` is asked for explicitly,
+   * which is only for state that can be rebuilt from synced data (applied state, from the log).
+   */
+  async write(batch: WriteBatch, opts: { sync: boolean } = { sync: true }): Promise<void> {
     if (batch.size === 0) return;
-    await this.db.batch(batch.ops, { sync: true });
+    await this.db.batch(batch.ops, { sync: opts.sync });
   }
 
   async close(): Promise<void> {

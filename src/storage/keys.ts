@@ -11,11 +11,13 @@
 //   0x03 userKey                                  user data (shared by all ranges on the node)
 //   0x04 rangeId(8) clientId(8)                    exactly-once session of a client on a range
 //   0x04 rangeId(8) clientId(8) sequence(8)        the first result of that client's write
+//   0x05 rangeId(8)                                descriptor of a range hosted on this node
 
 export const PREFIX_META = 0x01;
 export const PREFIX_GROUP = 0x02;
 export const PREFIX_DATA = 0x03;
 export const PREFIX_SESSION = 0x04;
+export const PREFIX_RANGE = 0x05;
 
 export const GROUP_HARD_STATE = 0x01;
 export const GROUP_APPLY_STATE = 0x02;
@@ -130,4 +132,15 @@ export function sessionKeyRange(rangeId: number): { gte: Buffer; lt: Buffer } {
   lt[0] = PREFIX_SESSION;
   writeU64(lt, 1, rangeId + 1);
   return { gte, lt };
+}
+
+export function rangeDescriptorKey(rangeId: number): Buffer {
+  const k = Buffer.alloc(9);
+  k[0] = PREFIX_RANGE;
+  writeU64(k, 1, rangeId);
+  return k;
+}
+
+export function rangeDescriptorKeyRange(): { gte: Buffer; lt: Buffer } {
+  return { gte: Buffer.from([PREFIX_RANGE]), lt: Buffer.from([PREFIX_RANGE + 1]) };
 }

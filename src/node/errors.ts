@@ -1,0 +1,57 @@
+// Errors of the node layer. Each is a class with a stable code; the api layer maps them to the
+// wire (routing errors travel in the response, see DESIGN.md).
+
+export abstract class NodeError extends Error {
+  abstract readonly code: string;
+  /** True when the operation definitely did not take effect (safe to retry blindly). */
+  abstract readonly definite: boolean;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A different entry was committed where the proposal was: it did not apply (retry is safe). */
+export class ProposalLostError extends NodeError {
+  readonly code = 'PROPOSAL_LOST';
+  readonly definite = true;
+  constructor(readonly rangeId: number, readonly index: number) {
+    super(`range ${rangeId}: the proposal at index ${index} was superseded by another leader's entry`);
+  }
+}
+
+/** The leader handling a read-index request lost leadership before confirming it. */
+export class ReadIndexDroppedError extends NodeError {
+  readonly code = 'READ_INDEX_DROPPED';
+  readonly definite = true;
+  constructor(readonly rangeId: number) {
+    super(`range ${rangeId}: the read was dropped by a leader that lost leadership; retry`);
+  }
+}
+
+/** This node hosts no replica of the range. */
+export class RangeNotFoundError extends NodeError {
+  readonly code = 'RANGE_NOT_FOUND';
+  readonly definite = true;
+  constructor(readonly rangeId: number) {
+    super(`range ${rangeId} has no replica on this node`);
+  }
+}
+
+/** The node is shutting down or stopped. */
+export class NodeStoppedError extends NodeError {
+  readonly code = 'NODE_STOPPED';
+  readonly definite = false;
+  constructor() {
+    super('the node is shutting down');
+  }
+}
+
+/** The node's pending work is over its bounds; back off and retry. */
+export class ServerBusyError extends NodeError {
+  readonly code = 'SERVER_BUSY';
+  readonly definite = true;
+  constructor(readonly reason: string) {
+    super(`server busy: ${reason}`);
+  }
+}

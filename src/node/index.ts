@@ -1,0 +1,8 @@
+// The node layer's public surface.
+export { Node } from './node';
+export type { NodeOptions, LocalRangeDescriptor } from './node';
+export { Replica } from './replica';
+export * from './command';
+export * from './errors';
+export { KvStateMachine } from './kv-state-machine';
+export type { RangeBounds, StoredValue } from './kv-state-machine';

@@ -1,0 +1,313 @@
+// A node hosts many range replicas over one LevelDB and one transport. Its ready loop is the
+// heart of RangeKV's durability (DESIGN.md, "persist before you speak"):
+//
+//   collect the Ready of every replica that has one
+//   → persist all of them in ONE synced batch (group commit: one fsync per turn for all ranges)
+//   → only then send their messages
+//   → apply committed entries (data + sessions + applied index: one atomic batch per turn)
+//   → resolve proposals and release reads → advance.
+//
+// Applied state is written without fsync: it is a function of the durable log, and a crash that
+// loses it re-applies the same entries (the applied index moves atomically with the data).
+
+import type { Logger } from 'pino';
+import { ConfState, RaftLogger } from '../raft';
+import { Engine, RaftLogStorage, WriteBatch } from '../storage';
+import { rangeDescriptorKey, rangeDescriptorKeyRange } from '../storage/keys';
+import type { RangeMessage, Transport, TransportHandler } from '../transport';
+import { MessageType } from '../raft';
+import { Command, CommandResult } from './command';
+import { NodeStoppedError, RangeNotFoundError, ServerBusyError } from './errors';
+import { KvStateMachine } from './kv-state-machine';
+import { Replica } from './replica';
+
+export interface LocalRangeDescriptor {
+  readonly rangeId: number;
+  /** Hex of the inclusive start key ('' = keyspace start). */
+  readonly startHex: string;
+  /** Hex of the exclusive end key ('' = keyspace end). */
+  readonly endHex: string;
+  readonly epochVersion: number;
+}
+
+export interface NodeOptions {
+  readonly nodeId: number;
+  readonly dataDir: string;
+  /** Required when the data directory is new. */
+  readonly clusterId?: string;
+  readonly transport: Transport;
+  readonly logger: Logger;
+  /** Raft tick interval. Default 100 ms. */
+  readonly tickMs?: number;
+  /** Election timeout in ticks (randomised up to twice that). Default 10. */
+  readonly electionTicks?: number;
+  /** Heartbeat interval in ticks. Default 1. */
+  readonly heartbeatTicks?: number;
+  /** Create this range with these voters if the node hosts no range yet (a new cluster's first range). */
+  readonly bootstrap?: { readonly rangeId: number; readonly voters: readonly number[] };
+  /** Snapshot a range after this many applied entries since its last snapshot. Default 10,000. */
+  readonly snapshotEveryEntries?: number;
+  /** Entries kept in the log behind a snapshot. Default 1,000. */
+  readonly compactionSlackEntries?: number;
+  /** Proposals waiting on this node before it answers ServerBusy. Default 10,000. */
+  readonly maxPendingProposals?: number;
+}
+
+export class Node implements TransportHandler {
+  readonly replicas = new Map<number, Replica>();
+  private ticker: NodeJS.Timeout | undefined;
+  private loopScheduled = false;
+  private loopRunning = false;
+  private loopAgain = false;
+  private loopIdle: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private pendingProposals = 0;
+  private fatal: Error | undefined;
+
+  private constructor(
+    readonly opts: NodeOptions,
+    readonly engine: Engine,
+    private readonly log: Logger,
+  ) {}
+
+  get nodeId(): number {
+    return this.opts.nodeId;
+  }
+
+  static async open(opts: NodeOptions): Promise<Node> {
+    const engine = await Engine.open({ dir: opts.dataDir, nodeId: opts.nodeId, clusterId: opts.clusterId });
+    const node = new Node(opts, engine, opts.logger.child({ node: opts.nodeId }));
+    try {
+      await node.loadReplicas();
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+    await opts.transport.start(node);
+    node.ticker = setInterval(() => node.tick(), opts.tickMs ?? 100);
+    return node;
+  }
+
+  private async loadReplicas(): Promise<void> {
+    const descs: LocalRangeDescriptor[] = [];
+    for await (const [, v] of this.engine.db.iterator(rangeDescriptorKeyRange())) {
+      descs.push(JSON.parse(v.toString()) as LocalRangeDescriptor);
+    }
+    let initialConf: ConfState | undefined;
+    if (descs.length === 0 && this.opts.bootstrap) {
+      const d: LocalRangeDescriptor = { rangeId: this.opts.bootstrap.rangeId, startHex: '', endHex: '', epochVersion: 1 };
+      const b = new WriteBatch();
+      b.put(rangeDescriptorKey(d.rangeId), Buffer.from(JSON.stringify(d)));
+      await this.engine.write(b);
+      descs.push(d);
+      initialConf = { voters: [...this.opts.bootstrap.voters], learners: [] };
+      this.log.info({ rangeId: d.rangeId, voters: this.opts.bootstrap.voters }, 'bootstrapped range');
+    }
+    for (const d of descs) {
+      const storage = await RaftLogStorage.load(this.engine, d.rangeId, initialConf);
+      const sm = await KvStateMachine.load(this.engine, d.rangeId, {
+        start: Buffer.from(d.startHex, 'hex'),
+        end: Buffer.from(d.endHex, 'hex'),
+        epochVersion: d.epochVersion,
+      });
+      const rlog = this.log.child({ range: d.rangeId });
+      const raftLogger: RaftLogger = {
+        debug: (m) => rlog.debug(m),
+        info: (m) => rlog.info(m),
+        warn: (m) => rlog.warn(m),
+      };
+      const replica = new Replica(
+        {
+          rangeId: d.rangeId,
+          nodeId: this.opts.nodeId,
+          electionTicks: this.opts.electionTicks ?? 10,
+          heartbeatTicks: this.opts.heartbeatTicks ?? 1,
+          // Election jitter only needs to differ between nodes and restarts.
+          seed: (this.opts.nodeId * 7919 + d.rangeId * 104729 + (process.hrtime()[1] >>> 0)) >>> 0,
+          logger: raftLogger,
+          snapshotEveryEntries: this.opts.snapshotEveryEntries ?? 10_000,
+          compactionSlackEntries: this.opts.compactionSlackEntries ?? 1_000,
+        },
+        storage,
+        sm,
+      );
+      this.replicas.set(d.rangeId, replica);
+      rlog.info({ applied: replica.appliedIndex, lastIndex: storage.lastIndex(), conf: replica.confState }, 'replica loaded');
+    }
+  }
+
+  replica(rangeId: number): Replica {
+    const r = this.replicas.get(rangeId);
+    if (!r) throw new RangeNotFoundError(rangeId);
+    return r;
+  }
+
+  private checkRunning(): void {
+    if (this.stopped) throw new NodeStoppedError();
+    if (this.fatal) throw new NodeStoppedError();
+  }
+
+  /** Proposes a write on the range's leader replica here; resolves once it is applied. */
+  async propose(rangeId: number, cmd: Command): Promise<{ result: CommandResult; index: number }> {
+    this.checkRunning();
+    const max = this.opts.maxPendingProposals ?? 10_000;
+    if (this.pendingProposals >= max) throw new ServerBusyError(`${this.pendingProposals} proposals pending (limit ${max})`);
+    const p = this.replica(rangeId).propose(cmd);
+    this.pendingProposals++;
+    this.schedule();
+    try {
+      return await p;
+    } finally {
+      this.pendingProposals--;
+    }
+  }
+
+  /** Waits until reading local state of the range is linearizable; returns the applied index. */
+  async readBarrier(rangeId: number): Promise<number> {
+    this.checkRunning();
+    const p = this.replica(rangeId).readBarrier();
+    this.schedule();
+    return p;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Transport
+
+  receive(fromNode: number, messages: readonly RangeMessage[]): void {
+    if (this.stopped) return;
+    for (const rm of messages) {
+      const r = this.replicas.get(rm.rangeId);
+      if (!r) {
+        this.log.debug({ rangeId: rm.rangeId, from: fromNode }, 'message for a range not hosted here');
+        continue;
+      }
+      if (rm.message.to !== this.opts.nodeId || rm.message.from !== fromNode) {
+        this.log.warn({ rangeId: rm.rangeId, from: fromNode, msgFrom: rm.message.from, to: rm.message.to }, 'misaddressed raft message dropped');
+        continue;
+      }
+      try {
+        r.rawNode.step(rm.message);
+      } catch (err) {
+        this.fail(err as Error, `stepping ${rm.message.type} from ${fromNode} on range ${rm.rangeId}`);
+        return;
+      }
+    }
+    this.schedule();
+  }
+
+  unreachable(toNode: number, messages: readonly RangeMessage[]): void {
+    for (const rm of messages) {
+      const r = this.replicas.get(rm.rangeId);
+      if (!r) continue;
+      r.rawNode.reportUnreachable(toNode);
+      if (rm.message.type === MessageType.Snap) r.rawNode.reportSnapshot(toNode, false);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The ready loop
+
+  private tick(): void {
+    if (this.stopped) return;
+    for (const r of this.replicas.values()) r.rawNode.tick();
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.loopRunning) {
+      this.loopAgain = true;
+      return;
+    }
+    if (this.loopScheduled || this.stopped || this.fatal) return;
+    this.loopScheduled = true;
+    setImmediate(() => {
+      this.loopScheduled = false;
+      this.loopIdle = this.runLoop();
+    });
+  }
+
+  private async runLoop(): Promise<void> {
+    if (this.loopRunning) return;
+    this.loopRunning = true;
+    try {
+      do {
+        this.loopAgain = false;
+        while (await this.turn()) {
+          // keep going while there is work
+        }
+      } while (this.loopAgain && !this.stopped);
+    } catch (err) {
+      this.fail(err as Error, 'ready loop');
+    } finally {
+      this.loopRunning = false;
+    }
+  }
+
+  /** One turn: returns false when no replica had anything to do. */
+  private async turn(): Promise<boolean> {
+    if (this.stopped || this.fatal) return false;
+    const work: Array<[Replica, ReturnType<Replica['rawNode']['ready']>]> = [];
+    for (const r of this.replicas.values()) if (r.rawNode.hasReady()) work.push([r, r.rawNode.ready()]);
+    if (work.length === 0) return false;
+
+    // 1. Persist (one synced batch for every range).
+    const persist = new WriteBatch();
+    for (const [r, rd] of work) await r.stagePersist(persist, rd);
+    await this.engine.write(persist, { sync: true });
+
+    // 2. Speak.
+    for (const [r, rd] of work) {
+      for (const m of rd.messages) this.opts.transport.send(m.to, [{ rangeId: r.rangeId, message: m }]);
+    }
+    this.opts.transport.flush();
+
+    // 3. Apply (one atomic batch; no fsync needed, see the header).
+    const apply = new WriteBatch();
+    const callbacks: Array<() => void> = [];
+    for (const [r, rd] of work) {
+      if (rd.committedEntries.length > 0) callbacks.push(...(await r.stageApply(apply, rd.committedEntries)));
+    }
+    await this.engine.write(apply, { sync: false });
+    for (const [r] of work) r.sm.batchWritten();
+    for (const cb of callbacks) cb();
+
+    // 4. Advance, release reads.
+    for (const [r, rd] of work) {
+      r.rawNode.advance(rd);
+      r.afterReady(rd);
+    }
+
+    // 5. Log compaction, off the request path but inside the loop so the applied state is stable.
+    for (const [r] of work) {
+      if (!r.wantsSnapshot()) continue;
+      const b = new WriteBatch();
+      await r.snapshotAndCompact(b);
+      await this.engine.write(b, { sync: true });
+      this.log.info({ rangeId: r.rangeId, index: r.appliedIndex, firstIndex: r.storage.firstIndex() }, 'snapshot taken, log compacted');
+    }
+    return true;
+  }
+
+  private fail(err: Error, where: string): void {
+    if (this.fatal) return;
+    this.fatal = err;
+    this.log.fatal({ err, where }, 'node failed: stopping all replicas (restart recovers from disk)');
+    for (const r of this.replicas.values()) r.close(new NodeStoppedError());
+  }
+
+  /** The error that stopped the node, if any. */
+  failure(): Error | undefined {
+    return this.fatal;
+  }
+
+  /** Stops ticking, finishes the current ready-loop turn, fails pending waiters, closes the database. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    await this.opts.transport.stop();
+    await this.loopIdle;
+    for (const r of this.replicas.values()) r.close(new NodeStoppedError());
+    await this.engine.close();
+  }
+}

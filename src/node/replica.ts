@@ -1,0 +1,217 @@
+// One replica of one range on this node: its Raft state machine, its persisted log, its KV state
+// machine, and the callers waiting on its proposals and reads. The Node drives it; a Replica
+// never does I/O on its own initiative.
+
+import {
+  ConfState,
+  Entry,
+  EntryType,
+  NotLeaderError,
+  RaftLogger,
+  RawNode,
+  Ready,
+  SeededRng,
+  StateType,
+  decodeConfChange,
+} from '../raft';
+import { RaftLogStorage, WriteBatch } from '../storage';
+import { Command, CommandResult, ENTRY_KIND_KV, decodeCommand, encodeCommand } from './command';
+import { KvStateMachine } from './kv-state-machine';
+import { ProposalLostError, ReadIndexDroppedError } from './errors';
+
+export interface ReplicaConfig {
+  readonly rangeId: number;
+  readonly nodeId: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  /** Seed for election jitter; each replica gets its own. */
+  readonly seed: number;
+  readonly logger?: RaftLogger;
+  /** Take a snapshot and compact once this many applied entries are in the log. */
+  readonly snapshotEveryEntries: number;
+  /** Keep this many entries behind the snapshot for slightly lagging followers. */
+  readonly compactionSlackEntries: number;
+}
+
+interface ProposalWaiter {
+  readonly term: number;
+  readonly resolve: (r: { result: CommandResult; index: number }) => void;
+  readonly reject: (e: Error) => void;
+}
+
+interface ReadWaiter {
+  /** Set once the read index is known. */
+  index?: number;
+  readonly resolve: (appliedIndex: number) => void;
+  readonly reject: (e: Error) => void;
+}
+
+export class Replica {
+  readonly rawNode: RawNode;
+  private readonly proposals = new Map<number, ProposalWaiter>();
+  private readonly reads = new Map<string, ReadWaiter>();
+  private readSeq = 0;
+  appliedIndex: number;
+  confState: ConfState;
+
+  constructor(
+    readonly config: ReplicaConfig,
+    readonly storage: RaftLogStorage,
+    readonly sm: KvStateMachine,
+  ) {
+    const applied = storage.appliedState();
+    this.appliedIndex = applied.applied;
+    this.confState = applied.confState;
+    this.rawNode = new RawNode({
+      id: config.nodeId,
+      storage,
+      electionTicks: config.electionTicks,
+      heartbeatTicks: config.heartbeatTicks,
+      rng: new SeededRng(config.seed),
+      applied: applied.applied,
+      logger: config.logger,
+    });
+  }
+
+  get rangeId(): number {
+    return this.config.rangeId;
+  }
+
+  isLeader(): boolean {
+    return this.rawNode.status().state === StateType.Leader;
+  }
+
+  /** Proposes a command; resolves with its result once applied here. */
+  propose(cmd: Command): Promise<{ result: CommandResult; index: number }> {
+    const pos = this.rawNode.propose(encodeCommand(cmd)); // throws NotLeaderError / ProposalDroppedError
+    return new Promise((resolve, reject) => {
+      this.proposals.set(pos.index, { term: pos.term, resolve, reject });
+    });
+  }
+
+  /**
+   * Linearizable read barrier: resolves with an applied index at or past the read index once it
+   * is safe to read local state.
+   */
+  readBarrier(): Promise<number> {
+    const ctx = `${this.config.nodeId}:${++this.readSeq}`;
+    this.rawNode.readIndex(Buffer.from(ctx)); // throws NotLeaderError when no leader is known
+    return new Promise((resolve, reject) => {
+      this.reads.set(ctx, { resolve, reject });
+    });
+  }
+
+  /** Stages what the Ready says to persist. */
+  async stagePersist(batch: WriteBatch, rd: Ready): Promise<void> {
+    if (rd.snapshot) {
+      this.storage.stageApplySnapshot(batch, rd.snapshot);
+      await this.sm.restoreSnapshot(batch, rd.snapshot.data);
+      this.appliedIndex = rd.snapshot.metadata.index;
+      this.confState = rd.snapshot.metadata.confState;
+      // Proposals at or below the snapshot can no longer be matched to their entries.
+      this.failProposalsUpTo(rd.snapshot.metadata.index);
+    }
+    this.storage.stageAppend(batch, rd.entries);
+    if (rd.hardState) this.storage.stageHardState(batch, rd.hardState);
+  }
+
+  /**
+   * Applies committed entries, staging the data, the sessions and the applied index into one
+   * batch. Returns callbacks to run once that batch is written.
+   */
+  async stageApply(batch: WriteBatch, entries: readonly Entry[]): Promise<Array<() => void>> {
+    const done: Array<() => void> = [];
+    for (const e of entries) {
+      if (e.index <= this.appliedIndex) continue; // already applied before a restart
+      let result: CommandResult | undefined;
+      if (e.type === EntryType.ConfChange) {
+        this.confState = this.rawNode.applyConfChange(decodeConfChange(e.data));
+      } else if (e.data.length > 0 && e.data[0] === ENTRY_KIND_KV) {
+        result = await this.sm.apply(batch, e.index, decodeCommand(e.data));
+      }
+      this.appliedIndex = e.index;
+      const w = this.proposals.get(e.index);
+      if (w) {
+        this.proposals.delete(e.index);
+        if (w.term === e.term && result) {
+          const r = result;
+          done.push(() => w.resolve({ result: r, index: e.index }));
+        } else {
+          done.push(() => w.reject(new ProposalLostError(this.rangeId, e.index)));
+        }
+      }
+    }
+    if (entries.length > 0) this.storage.stageApplyState(batch, this.appliedIndex, this.confState);
+    return done;
+  }
+
+  /** After the Ready's batches are written: release reads and drop dead waiters. */
+  afterReady(rd: Ready): void {
+    for (const rs of rd.readStates) {
+      const w = this.reads.get(Buffer.from(rs.requestContext).toString());
+      if (w) w.index = rs.index;
+    }
+    for (const ctx of rd.droppedReads) {
+      const key = Buffer.from(ctx).toString();
+      const w = this.reads.get(key);
+      if (w) {
+        this.reads.delete(key);
+        w.reject(new ReadIndexDroppedError(this.rangeId));
+      }
+    }
+    this.releaseReads();
+    if (rd.softState && rd.softState.state !== StateType.Leader) {
+      // Reads forwarded to a leader we lost contact with may never be answered.
+      if (rd.softState.leader === 0) this.failPendingReads(new NotLeaderError(0, this.rawNode.status().term));
+    }
+  }
+
+  private releaseReads(): void {
+    for (const [ctx, w] of this.reads) {
+      if (w.index !== undefined && this.appliedIndex >= w.index) {
+        this.reads.delete(ctx);
+        w.resolve(this.appliedIndex);
+      }
+    }
+  }
+
+  private failPendingReads(err: Error): void {
+    for (const [ctx, w] of this.reads) {
+      if (w.index === undefined) {
+        this.reads.delete(ctx);
+        w.reject(err);
+      }
+    }
+  }
+
+  private failProposalsUpTo(index: number): void {
+    for (const [i, w] of this.proposals) {
+      if (i <= index) {
+        this.proposals.delete(i);
+        w.reject(new ProposalLostError(this.rangeId, i));
+      }
+    }
+  }
+
+  /** Whether the log has grown enough past the last snapshot to take a new one. */
+  wantsSnapshot(): boolean {
+    const snapIndex = this.storage.snapshot().metadata.index;
+    return this.appliedIndex - snapIndex >= this.config.snapshotEveryEntries;
+  }
+
+  /** Snapshots the applied state and compacts the log, keeping some slack for lagging followers. */
+  async snapshotAndCompact(batch: WriteBatch): Promise<void> {
+    const data = await this.sm.snapshotData();
+    this.storage.stageCreateSnapshot(batch, this.appliedIndex, this.confState, data);
+    const compactTo = this.appliedIndex - this.config.compactionSlackEntries;
+    if (compactTo >= this.storage.firstIndex()) this.storage.stageCompact(batch, compactTo);
+  }
+
+  /** Fails every waiter (shutdown). */
+  close(err: Error): void {
+    for (const w of this.proposals.values()) w.reject(err);
+    this.proposals.clear();
+    for (const w of this.reads.values()) w.reject(err);
+    this.reads.clear();
+  }
+}
