@@ -11,8 +11,8 @@
 // loses it re-applies the same entries (the applied index moves atomically with the data).
 
 import type { Logger } from 'pino';
-import { ConfState, RaftLogger } from '../raft';
-import { Engine, RaftLogStorage, WriteBatch } from '../storage';
+import { RaftLogger, bootstrapState } from '../raft';
+import { CorruptDataError, Engine, RaftLogStorage, WriteBatch } from '../storage';
 import { rangeDescriptorKey, rangeDescriptorKeyRange } from '../storage/keys';
 import type { RangeMessage, Transport, TransportHandler } from '../transport';
 import { MessageType } from '../raft';
@@ -93,18 +93,25 @@ export class Node implements TransportHandler {
     for await (const [, v] of this.engine.db.iterator(rangeDescriptorKeyRange())) {
       descs.push(JSON.parse(v.toString()) as LocalRangeDescriptor);
     }
-    let initialConf: ConfState | undefined;
     if (descs.length === 0 && this.opts.bootstrap) {
+      // A new cluster's first range: its membership goes into the log (see src/raft/bootstrap.ts),
+      // written atomically with the range's descriptor.
       const d: LocalRangeDescriptor = { rangeId: this.opts.bootstrap.rangeId, startHex: '', endHex: '', epochVersion: 1 };
+      const boot = bootstrapState(this.opts.bootstrap.voters);
+      const storage = await RaftLogStorage.load(this.engine, d.rangeId);
+      if (storage.lastIndex() !== 0) {
+        throw new CorruptDataError(`range ${d.rangeId}`, 'raft log exists but the range descriptor is missing');
+      }
       const b = new WriteBatch();
+      storage.stageAppend(b, boot.entries);
+      storage.stageHardState(b, boot.hardState);
       b.put(rangeDescriptorKey(d.rangeId), Buffer.from(JSON.stringify(d)));
       await this.engine.write(b);
       descs.push(d);
-      initialConf = { voters: [...this.opts.bootstrap.voters], learners: [] };
       this.log.info({ rangeId: d.rangeId, voters: this.opts.bootstrap.voters }, 'bootstrapped range');
     }
     for (const d of descs) {
-      const storage = await RaftLogStorage.load(this.engine, d.rangeId, initialConf);
+      const storage = await RaftLogStorage.load(this.engine, d.rangeId);
       const sm = await KvStateMachine.load(this.engine, d.rangeId, {
         start: Buffer.from(d.startHex, 'hex'),
         end: Buffer.from(d.endHex, 'hex'),

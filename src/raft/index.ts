@@ -11,3 +11,5 @@ export { RawNode } from './raw-node';
 export type { Ready, ProposalPosition } from './raw-node';
 export { ProgressState } from './progress';
 export { RaftLog } from './log';
+export { bootstrapState } from './bootstrap';
+export type { BootstrapState } from './bootstrap';

@@ -1,6 +1,12 @@
 // A small synchronous cluster for scenario tests: every node has a MemoryStorage as its disk,
 // Readys are handled exactly as the node layer will (persist, send, apply, advance), and the
 // network is a FIFO queue with composable filters (partitions, one-way links, drops by type).
+//
+// Finer control for unit tests: record() observes messages, hold() parks them until release(),
+// processReady(id) / deliverAll() / tickNodes() drive one node or one step at a time, and
+// crashAfterPersist(id) crashes a node between persisting a Ready and applying it (a plain
+// crash(id) loses any Ready not yet handled). assertSafety() checks election safety (observed
+// after every step and tick), state machine safety and log matching across all disks.
 
 import {
   ConfChange,
@@ -13,7 +19,9 @@ import {
   MemoryStorage,
   RawNode,
   ReadState,
+  Ready,
   SeededRng,
+  bootstrapState,
   StateType,
   decodeConfChange,
 } from '../../src/raft';
@@ -26,6 +34,8 @@ export interface HarnessOptions {
   seed?: number;
   maxInflightMsgs?: number;
   maxSizePerMsgBytes?: number;
+  /** Ids (among those given to the Cluster constructor) that start as learners, not voters. Default none. */
+  learners?: number[];
 }
 
 export interface AppliedEntry {
@@ -36,11 +46,56 @@ export interface AppliedEntry {
 
 export type MessageFilter = (m: Message) => boolean;
 
+/** Every message that matched a predicate when it left the network queue (delivered or dropped). */
+export class Recorder {
+  readonly messages: Message[] = [];
+  constructor(
+    readonly pred: MessageFilter,
+    private readonly remove: () => void,
+  ) {}
+
+  stop(): void {
+    this.remove();
+  }
+
+  count(pred: MessageFilter = () => true): number {
+    return this.messages.filter(pred).length;
+  }
+}
+
+/** Messages taken off the network by Cluster.hold(); release() puts them back, in order. */
+export class HeldMessages {
+  readonly messages: Message[] = [];
+  constructor(
+    private readonly queue: () => Message[],
+    private readonly remove: () => void,
+  ) {}
+
+  /** Stops holding new messages (already held ones stay held). */
+  stop(): void {
+    this.remove();
+  }
+
+  /** Stops holding and re-queues every held message, oldest first. */
+  release(): void {
+    this.remove();
+    this.queue().push(...this.messages.splice(0));
+  }
+
+  /** Stops holding and forgets the held messages (they are lost). */
+  drop(): void {
+    this.remove();
+    this.messages.length = 0;
+  }
+}
+
 export class HarnessNode {
   rawNode: RawNode;
   readonly applied: AppliedEntry[] = [];
   appliedIndex = 0;
   readonly readStates: ReadState[] = [];
+  /** Contexts of read-index requests this node gave up on (from Ready.droppedReads). */
+  readonly droppedReads: string[] = [];
   confState: ConfState;
   up = true;
 
@@ -82,9 +137,12 @@ export class HarnessNode {
 
   /** Data of applied normal entries, leader no-ops excluded. */
   appliedData(): string[] {
-    return this.applied.filter((e) => e.data !== '').map((e) => e.data);
+    return this.applied.filter((e) => e.data !== '' && e.index > BOOTSTRAP_INDEX.get(this)!).map((e) => e.data);
   }
 }
+
+/** The last index of each node's bootstrap entries (the initial membership, in the log). */
+const BOOTSTRAP_INDEX = new WeakMap<HarnessNode, number>();
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -94,7 +152,13 @@ export class Cluster {
   /** Messages in flight, FIFO. */
   queue: Message[] = [];
   private filters: MessageFilter[] = [];
+  private recorders: Recorder[] = [];
   private readonly opts: Required<HarnessOptions>;
+  /** Number of bootstrap entries (indexes 1..bootstrapLength hold the initial membership). */
+  bootstrapLength = 0;
+  /** Election safety bookkeeping: the leader seen in each term, and any second leader seen. */
+  private readonly leaderOfTerm = new Map<number, number>();
+  private readonly safetyViolations: string[] = [];
 
   constructor(ids: number[], opts: HarnessOptions = {}) {
     this.opts = {
@@ -105,10 +169,22 @@ export class Cluster {
       seed: opts.seed ?? 1,
       maxInflightMsgs: opts.maxInflightMsgs ?? 256,
       maxSizePerMsgBytes: opts.maxSizePerMsgBytes ?? 1024 * 1024,
+      learners: opts.learners ?? [],
     };
+    const learners = this.opts.learners;
+    const voters = ids.filter((id) => !learners.includes(id));
+    // The membership goes into the log (src/raft/bootstrap.ts): nodes added later learn it too.
+    const boot = bootstrapState(voters, learners);
+    this.bootstrapLength = boot.entries.length;
     for (const id of ids) {
-      this.nodes.set(id, new HarnessNode(id, new MemoryStorage({ voters: ids, learners: [] }), this.opts));
+      const storage = new MemoryStorage();
+      storage.append(boot.entries);
+      storage.setHardState(boot.hardState);
+      const n = new HarnessNode(id, storage, this.opts);
+      BOOTSTRAP_INDEX.set(n, boot.entries.length);
+      this.nodes.set(id, n);
     }
+    this.processReadys(); // apply the bootstrap entries
   }
 
   node(id: number): HarnessNode {
@@ -120,6 +196,7 @@ export class Cluster {
   /** Creates a node with an empty disk that will learn the group from its leader (to be added by a conf change). */
   addEmptyNode(id: number): HarnessNode {
     const n = new HarnessNode(id, new MemoryStorage(), this.opts);
+    BOOTSTRAP_INDEX.set(n, this.bootstrapLength);
     this.nodes.set(id, n);
     return n;
   }
@@ -173,27 +250,58 @@ export class Cluster {
   processReadys(): boolean {
     let any = false;
     for (const n of this.nodes.values()) {
-      if (!n.up) continue;
-      while (n.rawNode.hasReady()) {
-        any = true;
-        const rd = n.rawNode.ready();
-        if (rd.snapshot) {
-          n.storage.applySnapshot(rd.snapshot);
-          n.appliedIndex = rd.snapshot.metadata.index;
-          n.confState = rd.snapshot.metadata.confState;
-          n.applied.length = 0;
-          const data = decoder.decode(rd.snapshot.data);
-          if (data) for (const d of JSON.parse(data) as AppliedEntry[]) n.applied.push(d);
-        }
-        n.storage.append(rd.entries);
-        if (rd.hardState) n.storage.setHardState(rd.hardState);
-        for (const m of rd.messages) this.queue.push(m);
-        for (const e of rd.committedEntries) this.apply(n, e);
-        for (const rs of rd.readStates) n.readStates.push(rs);
-        n.rawNode.advance(rd);
-      }
+      if (this.handleReadys(n)) any = true;
     }
     return any;
+  }
+
+  /** Handles the pending Readys of one node only (others keep theirs). */
+  processReady(id: number): boolean {
+    return this.handleReadys(this.node(id));
+  }
+
+  private handleReadys(n: HarnessNode): boolean {
+    if (!n.up) return false;
+    let any = false;
+    while (n.rawNode.hasReady()) {
+      any = true;
+      const rd = n.rawNode.ready();
+      this.noteRole(n);
+      this.persist(n, rd);
+      for (const m of rd.messages) this.queue.push(m);
+      for (const e of rd.committedEntries) this.apply(n, e);
+      for (const rs of rd.readStates) n.readStates.push(rs);
+      for (const ctx of rd.droppedReads) n.droppedReads.push(decoder.decode(ctx));
+      n.rawNode.advance(rd);
+    }
+    return any;
+  }
+
+  private persist(n: HarnessNode, rd: Ready): void {
+    if (rd.snapshot) {
+      n.storage.applySnapshot(rd.snapshot);
+      n.appliedIndex = rd.snapshot.metadata.index;
+      n.confState = rd.snapshot.metadata.confState;
+      n.applied.length = 0;
+      const data = decoder.decode(rd.snapshot.data);
+      if (data) for (const d of JSON.parse(data) as AppliedEntry[]) n.applied.push(d);
+    }
+    n.storage.append(rd.entries);
+    if (rd.hardState) n.storage.setHardState(rd.hardState);
+  }
+
+  /**
+   * The node persists its pending Ready (snapshot, entries, hard state) and sends its messages,
+   * then crashes before applying anything or calling advance(). Returns false if it had no Ready.
+   */
+  crashAfterPersist(id: number): boolean {
+    const n = this.node(id);
+    if (!n.up || !n.rawNode.hasReady()) return false;
+    const rd = n.rawNode.ready();
+    this.persist(n, rd);
+    for (const m of rd.messages) this.queue.push(m);
+    n.up = false;
+    return true;
   }
 
   private apply(n: HarnessNode, e: Entry): void {
@@ -212,11 +320,41 @@ export class Cluster {
   deliverOne(): boolean {
     const m = this.queue.shift();
     if (!m) return false;
+    for (const r of this.recorders) if (r.pred(m)) r.messages.push(m);
     if (this.filters.some((f) => f(m))) return true;
     const to = this.nodes.get(m.to);
     if (!to || !to.up) return true;
     to.rawNode.step(m);
+    this.noteRole(to);
     return true;
+  }
+
+  /** Delivers every queued message (and those their delivery does not create); no Ready handling. */
+  deliverAll(): number {
+    let n = 0;
+    while (this.deliverOne()) n++;
+    return n;
+  }
+
+  /** Records every message matching `pred` as it leaves the queue, whether delivered or dropped. */
+  record(pred: MessageFilter = () => true): Recorder {
+    const r: Recorder = new Recorder(pred, () => {
+      this.recorders = this.recorders.filter((x) => x !== r);
+    });
+    this.recorders.push(r);
+    return r;
+  }
+
+  /** Takes messages matching `pred` off the network and keeps them until release() or drop(). */
+  hold(pred: MessageFilter): HeldMessages {
+    let held: HeldMessages | undefined;
+    const remove = this.addFilter((m) => {
+      if (!pred(m)) return false;
+      held?.messages.push(m);
+      return true;
+    });
+    held = new HeldMessages(() => this.queue, remove);
+    return held;
   }
 
   /** Runs Readys and message delivery until nothing moves (bounded). */
@@ -233,7 +371,24 @@ export class Cluster {
   /** Ticks every running node once and stabilizes; `times` rounds. */
   tick(times = 1): void {
     for (let i = 0; i < times; i++) {
-      for (const n of this.nodes.values()) if (n.up) n.rawNode.tick();
+      for (const n of this.nodes.values()) {
+        if (!n.up) continue;
+        n.rawNode.tick();
+        this.noteRole(n);
+      }
+      this.stabilize();
+    }
+  }
+
+  /** Ticks only the given nodes (others' clocks stand still) and stabilizes; `times` rounds. */
+  tickNodes(ids: number[], times = 1): void {
+    for (let i = 0; i < times; i++) {
+      for (const id of ids) {
+        const n = this.node(id);
+        if (!n.up) continue;
+        n.rawNode.tick();
+        this.noteRole(n);
+      }
       this.stabilize();
     }
   }
@@ -249,6 +404,7 @@ export class Cluster {
 
   campaign(id: number): void {
     this.node(id).rawNode.campaign();
+    this.noteRole(this.node(id));
     this.stabilize();
   }
 
@@ -296,6 +452,67 @@ export class Cluster {
   readIndex(id: number, ctx: string): void {
     this.node(id).rawNode.readIndex(encoder.encode(ctx));
     this.stabilize();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Safety checks
+
+  private noteRole(n: HarnessNode): void {
+    const st = n.rawNode.status();
+    if (st.state !== StateType.Leader) return;
+    const seen = this.leaderOfTerm.get(st.term);
+    if (seen === undefined) this.leaderOfTerm.set(st.term, n.id);
+    else if (seen !== n.id) this.safetyViolations.push(`two leaders in term ${st.term}: ${seen} and ${n.id}`);
+  }
+
+  /** The node's whole log as stored on its disk (snapshot point excluded). */
+  storedLog(id: number): Entry[] {
+    const s = this.node(id).storage;
+    return s.entries(s.firstIndex(), s.lastIndex() + 1, Number.MAX_SAFE_INTEGER);
+  }
+
+  /**
+   * Throws if an invariant was broken: election safety (at most one leader per term, as observed
+   * after every step and tick), state machine safety (no two nodes applied different entries at
+   * the same index) and log matching on disk (same index and term => same data and same prefix).
+   */
+  assertSafety(): void {
+    if (this.safetyViolations.length > 0) throw new Error(`election safety: ${this.safetyViolations.join('; ')}`);
+    const appliedAt = new Map<number, { node: number; term: number; data: string }>();
+    for (const n of this.nodes.values()) {
+      for (const e of n.applied) {
+        const other = appliedAt.get(e.index);
+        if (!other) appliedAt.set(e.index, { node: n.id, term: e.term, data: e.data });
+        else if (other.term !== e.term || other.data !== e.data) {
+          throw new Error(
+            `state machine safety: index ${e.index} applied as ${JSON.stringify(other)} on ${other.node} ` +
+              `but as ${JSON.stringify({ term: e.term, data: e.data })} on ${n.id}`,
+          );
+        }
+      }
+    }
+    const logs = [...this.nodes.keys()].map((id) => ({ id, log: new Map(this.storedLog(id).map((e) => [e.index, e])) }));
+    for (let i = 0; i < logs.length; i++) {
+      for (let j = i + 1; j < logs.length; j++) {
+        const a = logs[i] as (typeof logs)[number];
+        const b = logs[j] as (typeof logs)[number];
+        // The highest index where both logs hold an entry of the same term: everything at or
+        // below it that both still hold must be identical.
+        let top = 0;
+        for (const [idx, e] of a.log) {
+          const f = b.log.get(idx);
+          if (f && f.term === e.term && idx > top) top = idx;
+        }
+        for (const [idx, e] of a.log) {
+          if (idx > top) continue;
+          const f = b.log.get(idx);
+          if (!f) continue;
+          if (f.term !== e.term || f.type !== e.type || decoder.decode(f.data) !== decoder.decode(e.data)) {
+            throw new Error(`log matching: nodes ${a.id} and ${b.id} agree at index ${top} but differ at ${idx}`);
+          }
+        }
+      }
+    }
   }
 }
 

@@ -1,0 +1,6 @@
+// The API layer's public surface.
+export { KvService } from './kv-service';
+export type { KvServiceOptions, AddressBook } from './kv-service';
+export { DEFAULT_LIMITS, InvalidArgumentError } from './validate';
+export type { Limits } from './validate';
+export { apiPackageDefinition, protoDir } from './proto';

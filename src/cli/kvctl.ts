@@ -1,0 +1,219 @@
+// kvctl: the RangeKV command line. Exit codes: 0 success, 1 key not found (get) or CAS condition
+// not met, 2 usage error,
+// 3 cluster error (unavailable, indeterminate write, server refused). `--json` prints one JSON
+// document per command on stdout. This module runs when loaded (bin/kvctl requires it).
+
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { ClientError, Consistency, IndeterminateError, InvalidRequestError, KvClient } from '../client';
+
+const EXIT_OK = 0;
+const EXIT_NOT_FOUND = 1;
+const EXIT_USAGE = 2;
+const EXIT_CLUSTER = 3;
+
+interface GlobalOptions {
+  endpoints: string;
+  json: boolean;
+  timeoutMs: number;
+}
+
+class UsageError extends Error {}
+
+function parseTimeout(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--timeout-ms must be a positive integer, got '${v}'`);
+  return n;
+}
+
+/** A value from the argument, `@file`, or `-` (stdin). */
+function readValue(arg: string | undefined, opts: { file?: string }): Buffer {
+  if (opts.file !== undefined) {
+    if (arg !== undefined) throw new UsageError('give the value either as an argument or with --file, not both');
+    return readFileSync(opts.file);
+  }
+  if (arg === undefined) throw new UsageError('missing VALUE (give it as an argument, "-" for stdin, or --file PATH)');
+  if (arg === '-') return readFileSync(0);
+  return Buffer.from(arg);
+}
+
+function show(buf: Buffer): string {
+  return buf.toString('utf8');
+}
+
+async function run(argv: string[]): Promise<number> {
+  let exitCode = EXIT_OK;
+  const out = (s: string): void => {
+    process.stdout.write(s + '\n');
+  };
+  const program = new Command('kvctl')
+    .description('RangeKV command line client')
+    .addOption(new Option('--endpoints <list>', 'comma-separated host:port of cluster nodes').env('KV_ENDPOINTS').default('127.0.0.1:7001'))
+    .option('--json', 'machine-readable output', false)
+    .addOption(new Option('--timeout-ms <ms>', 'deadline of the operation, retries included').default(10_000).argParser(parseTimeout))
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  const client = (): KvClient => {
+    const g = program.opts<GlobalOptions>();
+    const endpoints = g.endpoints.split(',').map((s) => s.trim()).filter(Boolean);
+    if (endpoints.length === 0) throw new UsageError('--endpoints: give at least one host:port');
+    return new KvClient({ endpoints, deadlineMs: g.timeoutMs });
+  };
+  const json = (): boolean => program.opts<GlobalOptions>().json;
+
+  program
+    .command('put')
+    .description('write KEY = VALUE (VALUE "-" reads stdin)')
+    .argument('<key>')
+    .argument('[value]')
+    .option('--file <path>', 'read the value from a file')
+    .action(async (key: string, value: string | undefined, opts: { file?: string }) => {
+      const c = client();
+      try {
+        const r = await c.put(key, readValue(value, opts));
+        out(json() ? JSON.stringify({ key, version: r.version }) : `OK version=${r.version}`);
+      } finally {
+        c.close();
+      }
+    });
+
+  program
+    .command('get')
+    .description('read KEY (exit code 1 if absent)')
+    .argument('<key>')
+    .option('--stale', 'read from any replica without a read-index round (may be stale)', false)
+    .action(async (key: string, opts: { stale: boolean }) => {
+      const c = client();
+      try {
+        const r = await c.get(key, opts.stale ? Consistency.Stale : Consistency.Linearizable);
+        if (json()) out(JSON.stringify({ key, found: r.found, value: r.found ? show(r.value) : null, version: r.version, appliedIndex: r.appliedIndex, node: r.nodeId }));
+        else if (r.found) out(show(r.value));
+        else process.stderr.write(`kvctl: key '${key}' not found\n`);
+        if (!r.found) exitCode = EXIT_NOT_FOUND;
+      } finally {
+        c.close();
+      }
+    });
+
+  program
+    .command('delete')
+    .description('delete KEY')
+    .argument('<key>')
+    .action(async (key: string) => {
+      const c = client();
+      try {
+        const r = await c.delete(key);
+        out(json() ? JSON.stringify({ key, deleted: r.deleted, version: r.version }) : r.deleted ? `deleted version=${r.version}` : 'not found (nothing deleted)');
+      } finally {
+        c.close();
+      }
+    });
+
+  program
+    .command('scan')
+    .description('list keys in [START, END) in order')
+    .argument('[start]', 'inclusive start key', '')
+    .argument('[end]', 'exclusive end key ("" = end of keyspace)', '')
+    .option('--limit <n>', 'at most N keys (0 = all)', '0')
+    .option('--keys-only', 'print keys only', false)
+    .option('--stale', 'read from any replica (may be stale)', false)
+    .action(async (start: string, end: string, opts: { limit: string; keysOnly: boolean; stale: boolean }) => {
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 0) throw new UsageError(`--limit must be a non-negative integer, got '${opts.limit}'`);
+      const c = client();
+      try {
+        for await (const kv of c.scan(start, end, { limit, consistency: opts.stale ? Consistency.Stale : Consistency.Linearizable })) {
+          if (json()) out(JSON.stringify({ key: show(kv.key), value: opts.keysOnly ? undefined : show(kv.value), version: kv.version }));
+          else out(opts.keysOnly ? show(kv.key) : `${show(kv.key)}\t${show(kv.value)}`);
+        }
+      } finally {
+        c.close();
+      }
+    });
+
+  program
+    .command('cas')
+    .description('set KEY to NEW only if it holds EXPECTED (see --absent, --version, --delete)')
+    .argument('<key>')
+    .argument('[expected]', 'the value KEY must hold')
+    .argument('[new]', 'the new value')
+    .option('--absent', 'KEY must not exist (then give only NEW)', false)
+    .option('--version <n>', 'KEY must be at this version (then give only NEW)')
+    .option('--delete', 'delete KEY instead of writing NEW', false)
+    .action(async (key: string, a: string | undefined, b: string | undefined, opts: { absent: boolean; version?: string; delete: boolean }) => {
+      let expected: { value: Buffer } | { absent: true } | { version: number };
+      let next: string | undefined;
+      if (opts.absent || opts.version !== undefined) {
+        if (opts.absent && opts.version !== undefined) throw new UsageError('--absent and --version exclude each other');
+        if (b !== undefined) throw new UsageError('with --absent or --version, give KEY and NEW only');
+        if (opts.version !== undefined) {
+          const v = Number(opts.version);
+          if (!Number.isInteger(v) || v < 0) throw new UsageError(`--version must be a non-negative integer, got '${opts.version}'`);
+          expected = { version: v };
+        } else expected = { absent: true };
+        next = a;
+      } else {
+        if (a === undefined) throw new UsageError('missing EXPECTED (or use --absent / --version)');
+        expected = { value: Buffer.from(a) };
+        next = b;
+      }
+      if (opts.delete && next !== undefined) throw new UsageError('--delete takes no NEW value');
+      if (!opts.delete && next === undefined) throw new UsageError('missing NEW value (or use --delete)');
+      const c = client();
+      try {
+        const r = await c.cas(key, expected, opts.delete ? null : Buffer.from(next as string));
+        if (json()) {
+          out(JSON.stringify({ key, succeeded: r.succeeded, version: r.version, previous: r.previous ? { value: show(r.previous.value), version: r.previous.version } : null }));
+        } else {
+          out(r.succeeded ? `OK version=${r.version}` : `FAILED: current ${r.previous ? `'${show(r.previous.value)}' version=${r.previous.version}` : 'absent'}`);
+        }
+        // Like a not-found get: the operation ran, the condition did not hold.
+        if (!r.succeeded) exitCode = EXIT_NOT_FOUND;
+      } finally {
+        c.close();
+      }
+    });
+
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT_OK;
+      return EXIT_USAGE;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`kvctl: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof InvalidRequestError) {
+      process.stderr.write(`kvctl: invalid request: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof IndeterminateError) {
+      process.stderr.write(`kvctl: outcome unknown: ${err.message}\n`);
+      return EXIT_CLUSTER;
+    }
+    if (err instanceof ClientError) {
+      process.stderr.write(`kvctl: ${err.message}\n`);
+      return EXIT_CLUSTER;
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT' || e.code === 'EACCES') {
+      process.stderr.write(`kvctl: ${e.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+  return exitCode;
+}
+
+run(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`kvctl: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = EXIT_CLUSTER;
+  },
+);
