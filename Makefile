@@ -6,8 +6,8 @@ SHELL := bash
 .DEFAULT_GOAL := build
 
 # Simulator bounds for `make test` (seeds to run, steps per seed).
-SIM_SEEDS ?= 1000
-SIM_STEPS ?= 2000
+SIM_SEEDS ?= 3000
+SIM_STEPS ?= 10000
 # `make sim`: SEEDS=<n> runs n seeds; SEED=<n> replays that one seed verbosely (it wins over SEEDS).
 SEEDS ?= 200
 SEED ?=

@@ -4,3 +4,5 @@ export type { KvServiceOptions, AddressBook } from './kv-service';
 export { DEFAULT_LIMITS, InvalidArgumentError } from './validate';
 export type { Limits } from './validate';
 export { apiPackageDefinition, protoDir } from './proto';
+export { AdminService } from './admin-service';
+export type { AdminServiceOptions } from './admin-service';

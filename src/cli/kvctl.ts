@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { ClientError, Consistency, IndeterminateError, InvalidRequestError, KvClient } from '../client';
+import { AdminClient, ClientError, RangeStatus, Consistency, IndeterminateError, InvalidRequestError, KvClient } from '../client';
 
 const EXIT_OK = 0;
 const EXIT_NOT_FOUND = 1;
@@ -172,6 +172,125 @@ async function run(argv: string[]): Promise<number> {
         if (!r.succeeded) exitCode = EXIT_NOT_FOUND;
       } finally {
         c.close();
+      }
+    });
+
+  const admin = (): AdminClient => {
+    const g = program.opts<GlobalOptions>();
+    const endpoints = g.endpoints.split(',').map((x) => x.trim()).filter(Boolean);
+    if (endpoints.length === 0) throw new UsageError('--endpoints: give at least one host:port');
+    return new AdminClient(endpoints, g.timeoutMs);
+  };
+  const id = (name: string, v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} must be a positive integer, got '${v}'`);
+    return n;
+  };
+  const roleName = (r: number): string => (r === 1 ? 'voter' : r === 2 ? 'learner' : 'unknown');
+  const printDescriptor = (d: { rangeId: number; replicas: Array<{ nodeId: number; role: number }> }): void => {
+    if (json()) out(JSON.stringify(d, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('utf8') : v)));
+    else out(`range ${d.rangeId}: replicas ${d.replicas.map((r) => `${r.nodeId}(${roleName(r.role)})`).join(' ')}`);
+  };
+
+  program
+    .command('status')
+    .description('cluster status: nodes and ranges as the endpoints see them')
+    .action(async () => {
+      const a = admin();
+      try {
+        const views = await a.clusterStatus();
+        const ok = views.filter((v) => v.status);
+        if (json()) {
+          out(JSON.stringify(views));
+        } else {
+          for (const v of views) if (v.error) out(`endpoint ${v.endpoint}: unreachable (${v.error})`);
+          const first = ok[0]?.status;
+          if (first) {
+            out(`cluster ${first.clusterId}`);
+            // Per range, the leader's view (it has the replicas' progress), else any view.
+            const byRange = new Map<number, RangeStatus>();
+            for (const view of ok) {
+              for (const r of view.status!.ranges) {
+                const cur = byRange.get(r.descriptor.rangeId);
+                if (!cur || (cur.progress.length === 0 && r.progress.length > 0)) byRange.set(r.descriptor.rangeId, r);
+              }
+            }
+            const rows = [['RANGE', 'LEADER', 'TERM', 'COMMIT', 'APPLIED', 'REPLICAS']];
+            for (const r of [...byRange.values()].sort((x, y) => x.descriptor.rangeId - y.descriptor.rangeId)) {
+              rows.push([
+                String(r.descriptor.rangeId),
+                String(r.leaderNodeId || '-'),
+                String(r.term),
+                String(r.commitIndex),
+                String(r.appliedIndex),
+                r.progress.length > 0
+                  ? r.progress.map((p) => `${p.nodeId}(${roleName(p.role)},match=${p.matchIndex},${p.state})`).join(' ')
+                  : r.descriptor.replicas.map((x) => `${x.nodeId}(${roleName(x.role)})`).join(' '),
+              ]);
+            }
+            const widths = rows[0]!.map((_c, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+            for (const r of rows) out(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+          }
+        }
+        if (ok.length === 0) exitCode = EXIT_CLUSTER;
+      } finally {
+        a.close();
+      }
+    });
+
+  program
+    .command('transfer-leader')
+    .description('move the leadership of RANGE to voter NODE')
+    .argument('<range>')
+    .argument('<node>')
+    .action(async (range: string, node: string) => {
+      const a = admin();
+      try {
+        printDescriptor(await a.transferLeader(id('RANGE', range), id('NODE', node)));
+      } finally {
+        a.close();
+      }
+    });
+
+  const rangeCmd = program.command('range').description('membership of a range');
+  rangeCmd
+    .command('add-learner')
+    .description('add NODE (reachable at --address) to RANGE as a non-voting learner')
+    .argument('<range>')
+    .argument('<node>')
+    .requiredOption('--address <host:port>', 'the new node\'s address')
+    .action(async (range: string, node: string, opts: { address: string }) => {
+      const a = admin();
+      try {
+        printDescriptor(await a.addLearner(id('RANGE', range), id('NODE', node), opts.address));
+      } finally {
+        a.close();
+      }
+    });
+  rangeCmd
+    .command('promote')
+    .description('promote learner NODE of RANGE to voter')
+    .argument('<range>')
+    .argument('<node>')
+    .action(async (range: string, node: string) => {
+      const a = admin();
+      try {
+        printDescriptor(await a.promoteLearner(id('RANGE', range), id('NODE', node)));
+      } finally {
+        a.close();
+      }
+    });
+  rangeCmd
+    .command('remove-replica')
+    .description('remove NODE from RANGE')
+    .argument('<range>')
+    .argument('<node>')
+    .action(async (range: string, node: string) => {
+      const a = admin();
+      try {
+        printDescriptor(await a.removeReplica(id('RANGE', range), id('NODE', node)));
+      } finally {
+        a.close();
       }
     });
 

@@ -2,3 +2,5 @@
 export { KvClient, Consistency } from './client';
 export type { ClientOptions, GetResult, KeyValue, CasExpected } from './client';
 export { ClientError, InvalidRequestError, UnavailableError, IndeterminateError } from './errors';
+export { AdminClient } from './admin-client';
+export type { ClusterStatus, RangeStatus, NodeStatus } from './admin-client';

@@ -11,9 +11,9 @@
 // loses it re-applies the same entries (the applied index moves atomically with the data).
 
 import type { Logger } from 'pino';
-import { RaftLogger, bootstrapState } from '../raft';
+import { ConfChange, ConfChangeType, ConfState, RaftLogger, bootstrapState } from '../raft';
 import { CorruptDataError, Engine, RaftLogStorage, WriteBatch } from '../storage';
-import { rangeDescriptorKey, rangeDescriptorKeyRange } from '../storage/keys';
+import { peerAddressKey, peerAddressKeyRange, rangeDescriptorKey, rangeDescriptorKeyRange, readU64 } from '../storage/keys';
 import type { RangeMessage, Transport, TransportHandler } from '../transport';
 import { MessageType } from '../raft';
 import { Command, CommandResult } from './command';
@@ -51,6 +51,13 @@ export interface NodeOptions {
   readonly compactionSlackEntries?: number;
   /** Proposals waiting on this node before it answers ServerBusy. Default 10,000. */
   readonly maxPendingProposals?: number;
+  /** Addresses known from configuration (e.g. --initial-cluster); learned addresses add to them. */
+  readonly staticAddresses?: ReadonlyMap<number, string>;
+  /**
+   * Create a replica when a leader contacts this node about a range it does not host (a node
+   * added to a range's membership starts empty). Default true.
+   */
+  readonly createReplicasOnDemand?: boolean;
 }
 
 export class Node implements TransportHandler {
@@ -62,7 +69,10 @@ export class Node implements TransportHandler {
   private loopIdle: Promise<void> = Promise.resolve();
   private stopped = false;
   private pendingProposals = 0;
+  private readonly creating = new Set<number>();
   private fatal: Error | undefined;
+  /** Peer addresses learned from applied membership changes (persisted). */
+  private readonly learnedAddresses = new Map<number, string>();
 
   private constructor(
     readonly opts: NodeOptions,
@@ -88,7 +98,15 @@ export class Node implements TransportHandler {
     return node;
   }
 
+  /** The address of a node: learned from membership changes, else from configuration. */
+  addressOf(nodeId: number): string | undefined {
+    return this.learnedAddresses.get(nodeId) ?? this.opts.staticAddresses?.get(nodeId);
+  }
+
   private async loadReplicas(): Promise<void> {
+    for await (const [k, v] of this.engine.db.iterator(peerAddressKeyRange())) {
+      this.learnedAddresses.set(readU64(k, 1), v.toString('utf8'));
+    }
     const descs: LocalRangeDescriptor[] = [];
     for await (const [, v] of this.engine.db.iterator(rangeDescriptorKeyRange())) {
       descs.push(JSON.parse(v.toString()) as LocalRangeDescriptor);
@@ -110,36 +128,65 @@ export class Node implements TransportHandler {
       descs.push(d);
       this.log.info({ rangeId: d.rangeId, voters: this.opts.bootstrap.voters }, 'bootstrapped range');
     }
-    for (const d of descs) {
-      const storage = await RaftLogStorage.load(this.engine, d.rangeId);
-      const sm = await KvStateMachine.load(this.engine, d.rangeId, {
-        start: Buffer.from(d.startHex, 'hex'),
-        end: Buffer.from(d.endHex, 'hex'),
-        epochVersion: d.epochVersion,
-      });
-      const rlog = this.log.child({ range: d.rangeId });
-      const raftLogger: RaftLogger = {
-        debug: (m) => rlog.debug(m),
-        info: (m) => rlog.info(m),
-        warn: (m) => rlog.warn(m),
-      };
-      const replica = new Replica(
-        {
-          rangeId: d.rangeId,
-          nodeId: this.opts.nodeId,
-          electionTicks: this.opts.electionTicks ?? 10,
-          heartbeatTicks: this.opts.heartbeatTicks ?? 1,
-          // Election jitter only needs to differ between nodes and restarts.
-          seed: (this.opts.nodeId * 7919 + d.rangeId * 104729 + (process.hrtime()[1] >>> 0)) >>> 0,
-          logger: raftLogger,
-          snapshotEveryEntries: this.opts.snapshotEveryEntries ?? 10_000,
-          compactionSlackEntries: this.opts.compactionSlackEntries ?? 1_000,
-        },
-        storage,
-        sm,
-      );
-      this.replicas.set(d.rangeId, replica);
-      rlog.info({ applied: replica.appliedIndex, lastIndex: storage.lastIndex(), conf: replica.confState }, 'replica loaded');
+    for (const d of descs) await this.openReplica(d);
+  }
+
+  private async openReplica(d: LocalRangeDescriptor): Promise<Replica> {
+    const storage = await RaftLogStorage.load(this.engine, d.rangeId);
+    const sm = await KvStateMachine.load(this.engine, d.rangeId, {
+      start: Buffer.from(d.startHex, 'hex'),
+      end: Buffer.from(d.endHex, 'hex'),
+      epochVersion: d.epochVersion,
+    });
+    const rlog = this.log.child({ range: d.rangeId });
+    const raftLogger: RaftLogger = {
+      debug: (m) => rlog.debug(m),
+      info: (m) => rlog.info(m),
+      warn: (m) => rlog.warn(m),
+    };
+    const replica = new Replica(
+      {
+        rangeId: d.rangeId,
+        nodeId: this.opts.nodeId,
+        electionTicks: this.opts.electionTicks ?? 10,
+        heartbeatTicks: this.opts.heartbeatTicks ?? 1,
+        // Election jitter only needs to differ between nodes and restarts.
+        seed: (this.opts.nodeId * 7919 + d.rangeId * 104729 + (process.hrtime()[1] >>> 0)) >>> 0,
+        logger: raftLogger,
+        snapshotEveryEntries: this.opts.snapshotEveryEntries ?? 10_000,
+        compactionSlackEntries: this.opts.compactionSlackEntries ?? 1_000,
+        onConfChange: (batch, cc) => this.learnAddress(batch, cc),
+      },
+      storage,
+      sm,
+    );
+    this.replicas.set(d.rangeId, replica);
+    rlog.info({ applied: replica.appliedIndex, lastIndex: storage.lastIndex(), conf: replica.confState }, 'replica loaded');
+    return replica;
+  }
+
+  /** A membership change that adds a node may carry its address (utf-8 host:port) as context. */
+  private learnAddress(batch: WriteBatch, cc: ConfChange): void {
+    if (cc.type === ConfChangeType.RemoveNode || cc.context.length === 0) return;
+    const address = Buffer.from(cc.context).toString('utf8');
+    this.learnedAddresses.set(cc.nodeId, address);
+    batch.put(peerAddressKey(cc.nodeId), Buffer.from(address, 'utf8'));
+  }
+
+  /** Creates an empty replica for a range a leader told us about (we were added to its group). */
+  private async createReplica(rangeId: number): Promise<void> {
+    if (this.replicas.has(rangeId) || this.creating.has(rangeId)) return;
+    this.creating.add(rangeId);
+    try {
+      // TODO(multi-range): take the bounds from the range descriptor carried by the snapshot.
+      const d: LocalRangeDescriptor = { rangeId, startHex: '', endHex: '', epochVersion: 1 };
+      const b = new WriteBatch();
+      b.put(rangeDescriptorKey(rangeId), Buffer.from(JSON.stringify(d)));
+      await this.engine.write(b);
+      await this.openReplica(d);
+      this.log.info({ rangeId }, 'created an empty replica: a leader added this node to the range');
+    } finally {
+      this.creating.delete(rangeId);
     }
   }
 
@@ -169,6 +216,21 @@ export class Node implements TransportHandler {
     }
   }
 
+  /** Proposes a membership change of the range (on its leader); resolves once applied here. */
+  async proposeConfChange(rangeId: number, cc: ConfChange): Promise<ConfState> {
+    this.checkRunning();
+    const p = this.replica(rangeId).proposeConfChange(cc);
+    this.schedule();
+    return p;
+  }
+
+  /** Asks the range's leader to hand leadership to `toNode`. */
+  transferLeader(rangeId: number, toNode: number): void {
+    this.checkRunning();
+    this.replica(rangeId).rawNode.transferLeader(toNode);
+    this.schedule();
+  }
+
   /** Waits until reading local state of the range is linearizable; returns the applied index. */
   async readBarrier(rangeId: number): Promise<number> {
     this.checkRunning();
@@ -185,7 +247,14 @@ export class Node implements TransportHandler {
     for (const rm of messages) {
       const r = this.replicas.get(rm.rangeId);
       if (!r) {
-        this.log.debug({ rangeId: rm.rangeId, from: fromNode }, 'message for a range not hosted here');
+        const t = rm.message.type;
+        const fromLeader = t === MessageType.App || t === MessageType.Heartbeat || t === MessageType.Snap;
+        if (fromLeader && (this.opts.createReplicasOnDemand ?? true)) {
+          // Raft resends; the message that prompted the creation may be dropped.
+          this.createReplica(rm.rangeId).catch((err: unknown) => this.fail(err as Error, `creating replica of range ${rm.rangeId}`));
+        } else {
+          this.log.debug({ rangeId: rm.rangeId, from: fromNode, type: t }, 'message for a range not hosted here');
+        }
         continue;
       }
       if (rm.message.to !== this.opts.nodeId || rm.message.from !== fromNode) {

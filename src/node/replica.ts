@@ -3,6 +3,7 @@
 // never does I/O on its own initiative.
 
 import {
+  ConfChange,
   ConfState,
   Entry,
   EntryType,
@@ -31,11 +32,14 @@ export interface ReplicaConfig {
   readonly snapshotEveryEntries: number;
   /** Keep this many entries behind the snapshot for slightly lagging followers. */
   readonly compactionSlackEntries: number;
+  /** Called when a membership change is applied, to stage node-level records with it. */
+  readonly onConfChange?: (batch: WriteBatch, cc: ConfChange) => void;
 }
 
 interface ProposalWaiter {
   readonly term: number;
-  readonly resolve: (r: { result: CommandResult; index: number }) => void;
+  /** `result` is absent for membership changes. */
+  readonly resolve: (r: { result: CommandResult | undefined; index: number }) => void;
   readonly reject: (e: Error) => void;
 }
 
@@ -85,7 +89,19 @@ export class Replica {
   propose(cmd: Command): Promise<{ result: CommandResult; index: number }> {
     const pos = this.rawNode.propose(encodeCommand(cmd)); // throws NotLeaderError / ProposalDroppedError
     return new Promise((resolve, reject) => {
-      this.proposals.set(pos.index, { term: pos.term, resolve, reject });
+      this.proposals.set(pos.index, {
+        term: pos.term,
+        resolve: (r) => resolve({ result: r.result as CommandResult, index: r.index }),
+        reject,
+      });
+    });
+  }
+
+  /** Proposes a membership change; resolves with the new membership once applied here. */
+  proposeConfChange(cc: ConfChange): Promise<ConfState> {
+    const pos = this.rawNode.proposeConfChange(cc); // throws NotLeaderError / ConfChangeRefusedError
+    return new Promise((resolve, reject) => {
+      this.proposals.set(pos.index, { term: pos.term, resolve: () => resolve(this.confState), reject });
     });
   }
 
@@ -124,8 +140,12 @@ export class Replica {
     for (const e of entries) {
       if (e.index <= this.appliedIndex) continue; // already applied before a restart
       let result: CommandResult | undefined;
+      let isConf = false;
       if (e.type === EntryType.ConfChange) {
-        this.confState = this.rawNode.applyConfChange(decodeConfChange(e.data));
+        const cc = decodeConfChange(e.data);
+        this.confState = this.rawNode.applyConfChange(cc);
+        this.config.onConfChange?.(batch, cc);
+        isConf = true;
       } else if (e.data.length > 0 && e.data[0] === ENTRY_KIND_KV) {
         result = await this.sm.apply(batch, e.index, decodeCommand(e.data));
       }
@@ -133,7 +153,7 @@ export class Replica {
       const w = this.proposals.get(e.index);
       if (w) {
         this.proposals.delete(e.index);
-        if (w.term === e.term && result) {
+        if (w.term === e.term && (result || isConf)) {
           const r = result;
           done.push(() => w.resolve({ result: r, index: e.index }));
         } else {

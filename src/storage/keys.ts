@@ -12,12 +12,14 @@
 //   0x04 rangeId(8) clientId(8)                    exactly-once session of a client on a range
 //   0x04 rangeId(8) clientId(8) sequence(8)        the first result of that client's write
 //   0x05 rangeId(8)                                descriptor of a range hosted on this node
+//   0x06 nodeId(8)                                 address of a peer node (learned from membership changes)
 
 export const PREFIX_META = 0x01;
 export const PREFIX_GROUP = 0x02;
 export const PREFIX_DATA = 0x03;
 export const PREFIX_SESSION = 0x04;
 export const PREFIX_RANGE = 0x05;
+export const PREFIX_PEER = 0x06;
 
 export const GROUP_HARD_STATE = 0x01;
 export const GROUP_APPLY_STATE = 0x02;
@@ -143,4 +145,15 @@ export function rangeDescriptorKey(rangeId: number): Buffer {
 
 export function rangeDescriptorKeyRange(): { gte: Buffer; lt: Buffer } {
   return { gte: Buffer.from([PREFIX_RANGE]), lt: Buffer.from([PREFIX_RANGE + 1]) };
+}
+
+export function peerAddressKey(nodeId: number): Buffer {
+  const k = Buffer.alloc(9);
+  k[0] = PREFIX_PEER;
+  writeU64(k, 1, nodeId);
+  return k;
+}
+
+export function peerAddressKeyRange(): { gte: Buffer; lt: Buffer } {
+  return { gte: Buffer.from([PREFIX_PEER]), lt: Buffer.from([PREFIX_PEER + 1]) };
 }

@@ -1,3 +1,14 @@
 // The transport layer's public surface.
 export type { Transport, TransportHandler, RangeMessage } from './transport';
 export { LocalNetwork, LocalTransport } from './local-transport';
+export { GrpcTransport, raftServerOptions, maxWireMessageBytes } from './grpc-transport';
+export type { GrpcTransportOptions } from './grpc-transport';
+export {
+  TransportError,
+  TransportConfigError,
+  RaftCodecError,
+  SnapshotTooLargeError,
+  ProtoFilesNotFoundError,
+  TransportStateError,
+} from './errors';
+export { findProtoRoot, loadPackageDefinition, PROTO_LOADER_OPTIONS, RANGEKV_PROTO_FILES } from './proto';

@@ -47,6 +47,7 @@ export class LocalNetwork {
 export class LocalTransport implements Transport {
   private handler: TransportHandler | undefined;
   private queued = new Map<number, RangeMessage[]>();
+  private stopped = false;
 
   constructor(
     private readonly network: LocalNetwork,
@@ -59,6 +60,8 @@ export class LocalTransport implements Transport {
   }
 
   send(toNode: number, messages: readonly RangeMessage[]): void {
+    // A stopped node says nothing more (the Transport contract, tests/transport/transport-conformance.ts).
+    if (this.stopped) return;
     let q = this.queued.get(toNode);
     if (!q) {
       q = [];
@@ -76,6 +79,8 @@ export class LocalTransport implements Transport {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    this.queued = new Map();
     this.network.unregister(this.nodeId);
     this.handler = undefined;
   }

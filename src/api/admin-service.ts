@@ -1,0 +1,182 @@
+// The Admin gRPC service: cluster and range status, leadership transfer, and membership changes
+// (add a learner, promote it, remove a replica). Membership changes go through Raft one at a time;
+// the call returns once the change is applied on the leader.
+
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { Node, NodeError, Replica } from '../node';
+import { ConfChangeRefusedError, ConfChangeType, NotLeaderError, StateType } from '../raft';
+import type { RangeDescriptorMsg, RoutingErrorMsg } from './messages';
+import { MalformedRequest, isMalformed, tolerantServiceDefinition } from './proto';
+
+export interface AdminServiceOptions {
+  readonly node: Node;
+  readonly clusterId: string;
+  readonly logger: Logger;
+  /** How long TransferLeader waits for the new leader to take over. Default 5 s. */
+  readonly transferWaitMs?: number;
+}
+
+interface RangeReq {
+  rangeId: number;
+}
+interface TransferReq extends RangeReq {
+  toNodeId: number;
+}
+interface ChangeReq extends RangeReq {
+  nodeId: number;
+  address: string;
+}
+
+class AdminFailure extends Error {
+  constructor(
+    readonly status: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class AdminService {
+  constructor(private readonly o: AdminServiceOptions) {}
+
+  register(server: grpc.Server): void {
+    server.addService(tolerantServiceDefinition('rangekv.v1.Admin'), {
+      clusterStatus: this.unary(() => this.clusterStatus()),
+      rangeStatus: this.unary((r: RangeReq) => this.rangeStatus(r)),
+      transferLeader: this.unary((r: TransferReq) => this.transferLeader(r)),
+      addLearner: this.unary((r: ChangeReq) => this.change(r, ConfChangeType.AddLearner)),
+      promoteLearner: this.unary((r: ChangeReq) => this.change(r, ConfChangeType.AddVoter)),
+      removeReplica: this.unary((r: ChangeReq) => this.change(r, ConfChangeType.RemoveNode)),
+    });
+  }
+
+  private unary<Req>(handler: (req: Req) => Promise<object>): grpc.handleUnaryCall<Req | MalformedRequest, unknown> {
+    return (call, callback) => {
+      const req = call.request;
+      if (isMalformed(req)) {
+        callback({ code: grpc.status.INVALID_ARGUMENT, details: req.malformed });
+        return;
+      }
+      handler(req).then(
+        (res) => callback(null, res),
+        (err: unknown) => {
+          if (err instanceof AdminFailure) callback({ code: err.status, details: err.message });
+          else if (err instanceof NodeError) callback({ code: grpc.status.UNAVAILABLE, details: err.message });
+          else {
+            this.o.logger.error({ err }, 'unexpected error in Admin handler');
+            callback({ code: grpc.status.INTERNAL, details: `internal error: ${(err as Error).message}` });
+          }
+        },
+      );
+    };
+  }
+
+  private replica(rangeId: number): Replica {
+    const r = this.o.node.replicas.get(rangeId);
+    if (!r) throw new AdminFailure(grpc.status.NOT_FOUND, `range ${rangeId} is not on node ${this.o.node.nodeId}`);
+    return r;
+  }
+
+  private descriptor(r: Replica): RangeDescriptorMsg {
+    return {
+      rangeId: r.rangeId,
+      startKey: Buffer.from(r.sm.bounds.start),
+      endKey: Buffer.from(r.sm.bounds.end),
+      epoch: { version: r.sm.bounds.epochVersion, confVersion: 0 },
+      replicas: [
+        ...r.confState.voters.map((nodeId) => ({ nodeId, role: 1 })),
+        ...r.confState.learners.map((nodeId) => ({ nodeId, role: 2 })),
+      ],
+    };
+  }
+
+  private notLeaderError(r: Replica): RoutingErrorMsg {
+    const leader = r.rawNode.status().leader;
+    return {
+      message: leader === 0 ? `range ${r.rangeId}: no leader known` : `range ${r.rangeId}: leader is node ${leader}`,
+      notLeader: { rangeId: r.rangeId, leader: leader === 0 ? null : { nodeId: leader, address: this.o.node.addressOf(leader) ?? '' } },
+    };
+  }
+
+  private rangeStatusOf(r: Replica): object {
+    const st = r.rawNode.status();
+    const progress = st.progress
+      ? [...st.progress.entries()].map(([nodeId, p]) => ({ nodeId, role: p.isLearner ? 2 : 1, matchIndex: p.match, state: p.state }))
+      : [];
+    return {
+      descriptor: this.descriptor(r),
+      leaderNodeId: st.leader,
+      term: st.term,
+      commitIndex: st.commit,
+      appliedIndex: r.appliedIndex,
+      progress,
+      error: null,
+    };
+  }
+
+  private async clusterStatus(): Promise<object> {
+    const node = this.o.node;
+    const ranges = [...node.replicas.values()].map((r) => this.rangeStatusOf(r));
+    const ids = new Set<number>([node.nodeId]);
+    for (const r of node.replicas.values()) for (const id of [...r.confState.voters, ...r.confState.learners]) ids.add(id);
+    const nodes = [...ids].sort((a, b) => a - b).map((id) => {
+      let replicaCount = 0;
+      let leaderCount = 0;
+      let alive: boolean | undefined = id === node.nodeId ? true : undefined;
+      for (const r of node.replicas.values()) {
+        const st = r.rawNode.status();
+        if (r.confState.voters.includes(id) || r.confState.learners.includes(id)) replicaCount++;
+        if (st.leader === id) leaderCount++;
+        // The leader's view of recent contact is the best liveness signal this node has.
+        const p = st.progress?.get(id);
+        if (p && id !== node.nodeId) alive = (alive ?? false) || p.recentActive;
+      }
+      return { nodeId: id, address: node.addressOf(id) ?? '', zone: '', replicaCount, leaderCount, alive: alive ?? false };
+    });
+    return { clusterId: this.o.clusterId, nodes, ranges };
+  }
+
+  private async rangeStatus(req: RangeReq): Promise<object> {
+    return this.rangeStatusOf(this.replica(req.rangeId));
+  }
+
+  private async transferLeader(req: TransferReq): Promise<object> {
+    const r = this.replica(req.rangeId);
+    if (!r.confState.voters.includes(req.toNodeId)) {
+      throw new AdminFailure(grpc.status.INVALID_ARGUMENT, `to_node_id: node ${req.toNodeId} is not a voter of range ${r.rangeId}`);
+    }
+    if (r.rawNode.status().state !== StateType.Leader) return { error: this.notLeaderError(r), descriptor: this.descriptor(r) };
+    if (r.rawNode.status().leader === req.toNodeId) return { error: null, descriptor: this.descriptor(r) };
+    this.o.node.transferLeader(r.rangeId, req.toNodeId);
+    const deadline = Date.now() + (this.o.transferWaitMs ?? 5000);
+    while (Date.now() < deadline) {
+      const st = r.rawNode.status();
+      if (st.leader === req.toNodeId) return { error: null, descriptor: this.descriptor(r) };
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    throw new AdminFailure(grpc.status.DEADLINE_EXCEEDED, `node ${req.toNodeId} did not take over range ${r.rangeId} in time (it may be behind or down)`);
+  }
+
+  private async change(req: ChangeReq, type: ConfChangeType): Promise<object> {
+    const r = this.replica(req.rangeId);
+    if (!(Number.isInteger(req.nodeId) && req.nodeId > 0)) {
+      throw new AdminFailure(grpc.status.INVALID_ARGUMENT, `node_id: must be a positive integer, got ${req.nodeId}`);
+    }
+    if (type === ConfChangeType.AddLearner && !req.address && !this.o.node.addressOf(req.nodeId)) {
+      throw new AdminFailure(grpc.status.INVALID_ARGUMENT, `address: node ${req.nodeId} is unknown; give its host:port`);
+    }
+    if (type === ConfChangeType.AddVoter && !r.confState.learners.includes(req.nodeId)) {
+      throw new AdminFailure(grpc.status.FAILED_PRECONDITION, `node ${req.nodeId} is not a learner of range ${r.rangeId}: add it as a learner first`);
+    }
+    if (r.rawNode.status().state !== StateType.Leader) return { error: this.notLeaderError(r), descriptor: this.descriptor(r) };
+    try {
+      await this.o.node.proposeConfChange(r.rangeId, { type, nodeId: req.nodeId, context: Buffer.from(req.address ?? '', 'utf8') });
+    } catch (err) {
+      if (err instanceof NotLeaderError) return { error: this.notLeaderError(r), descriptor: this.descriptor(r) };
+      if (err instanceof ConfChangeRefusedError) throw new AdminFailure(grpc.status.FAILED_PRECONDITION, err.message);
+      throw err;
+    }
+    return { error: null, descriptor: this.descriptor(r) };
+  }
+}

@@ -1,0 +1,198 @@
+// kvd: the RangeKV server. One process is one node: it hosts range replicas in one LevelDB and
+// serves the KV and internal Raft services on one gRPC port.
+//
+// Configuration precedence: flags, then KV_* environment variables, then defaults.
+// This module starts the server when loaded (bin/kvd requires it).
+
+import * as grpc from '@grpc/grpc-js';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import pino from 'pino';
+import { AdminService, DEFAULT_LIMITS, KvService } from '../api';
+import { Node } from '../node';
+import { StorageError } from '../storage';
+import { GrpcTransport, raftServerOptions } from '../transport';
+
+interface KvdOptions {
+  id: number;
+  listen: string;
+  advertise?: string;
+  data: string;
+  initialCluster?: string;
+  join?: string;
+  clusterId: string;
+  zone: string;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  snapshotEntries: number;
+  maxValueBytes: number;
+  logLevel: string;
+}
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
+    return n;
+  };
+}
+
+function hostPort(name: string) {
+  return (v: string): string => {
+    if (!/^[^:\s]+:\d{1,5}$/.test(v) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v)) {
+      throw new InvalidArgumentError(`${name} must be HOST:PORT, got '${v}'`);
+    }
+    return v;
+  };
+}
+
+/** Parses "1=127.0.0.1:7001,2=127.0.0.1:7002" into a map. */
+export function parseInitialCluster(spec: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(\d+)=(.+)$/.exec(part);
+    if (!m) throw new InvalidArgumentError(`--initial-cluster: '${part}' is not ID=HOST:PORT`);
+    const id = Number(m[1]);
+    if (!Number.isInteger(id) || id <= 0) throw new InvalidArgumentError(`--initial-cluster: node id '${m[1]}' must be a positive integer`);
+    if (out.has(id)) throw new InvalidArgumentError(`--initial-cluster: node id ${id} appears twice`);
+    out.set(id, hostPort(`--initial-cluster address of node ${id}`)(m[2] as string));
+  }
+  if (out.size === 0) throw new InvalidArgumentError('--initial-cluster: no members given');
+  return out;
+}
+
+function program(): Command {
+  return new Command('kvd')
+    .description('RangeKV server: one node of a range-sharded, Raft-replicated key-value store')
+    .addOption(new Option('--id <n>', 'this node\'s id (positive integer)').env('KV_ID').argParser(positiveInt('--id')).makeOptionMandatory())
+    .addOption(new Option('--listen <host:port>', 'address the gRPC server binds').env('KV_LISTEN').default('127.0.0.1:7001').argParser(hostPort('--listen')))
+    .addOption(new Option('--advertise <host:port>', 'address other nodes and clients use (default: --listen)').env('KV_ADVERTISE').argParser(hostPort('--advertise')))
+    .addOption(new Option('--data <dir>', 'data directory (one LevelDB)').env('KV_DATA').makeOptionMandatory())
+    .addOption(
+      new Option('--initial-cluster <id=host:port,...>', 'members of a new cluster (bootstraps the first range); also the address book on restart').env(
+        'KV_INITIAL_CLUSTER',
+      ),
+    )
+    .addOption(
+      new Option('--join <id=host:port,...>', 'members of an existing cluster to join: start empty and wait to be added (kvctl range add-learner)').env(
+        'KV_JOIN',
+      ),
+    )
+    .addOption(new Option('--cluster-id <name>', 'cluster identity recorded in the data directory').env('KV_CLUSTER_ID').default('rangekv'))
+    .addOption(new Option('--zone <name>', 'zone (datacenter) of this node').env('KV_ZONE').default('default'))
+    .addOption(new Option('--tick-ms <ms>', 'raft tick interval, milliseconds').env('KV_TICK_MS').default(100).argParser(positiveInt('--tick-ms')))
+    .addOption(new Option('--election-ticks <n>', 'election timeout, in ticks (randomised up to 2x)').env('KV_ELECTION_TICKS').default(10).argParser(positiveInt('--election-ticks')))
+    .addOption(new Option('--heartbeat-ticks <n>', 'leader heartbeat interval, in ticks').env('KV_HEARTBEAT_TICKS').default(1).argParser(positiveInt('--heartbeat-ticks')))
+    .addOption(
+      new Option('--snapshot-entries <n>', 'snapshot a range and compact its log after this many applied entries').env('KV_SNAPSHOT_ENTRIES').default(10_000).argParser(positiveInt('--snapshot-entries')),
+    )
+    .addOption(
+      new Option('--max-value-bytes <n>', 'largest value accepted, bytes').env('KV_MAX_VALUE_BYTES').default(DEFAULT_LIMITS.maxValueBytes).argParser(positiveInt('--max-value-bytes')),
+    )
+    .addOption(new Option('--log-level <level>', 'pino log level').env('KV_LOG_LEVEL').default('info').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addHelpText('after', '\nEvery option can also be set by its KV_* environment variable; flags win over the environment.');
+}
+
+async function main(argv: string[]): Promise<void> {
+  const cmd = program();
+  cmd.parse(argv);
+  const o = cmd.opts<KvdOptions>();
+  const log = pino({ level: o.logLevel, base: { svc: 'kvd', pid: process.pid } });
+
+  if ((o.initialCluster === undefined) === (o.join === undefined)) {
+    process.stderr.write('kvd: give exactly one of --initial-cluster (a new cluster, or a restart of one) and --join (a node to be added)\n');
+    process.exit(2);
+  }
+  const bootstrapping = o.initialCluster !== undefined;
+  const members = parseInitialCluster((o.initialCluster ?? o.join) as string);
+  if (bootstrapping && !members.has(o.id)) {
+    process.stderr.write(`kvd: --initial-cluster does not list this node (--id ${o.id}); to add a node to a running cluster use --join\n`);
+    process.exit(2);
+  }
+  const advertise = o.advertise ?? members.get(o.id) ?? o.listen;
+  const addresses = new Map(members);
+  addresses.set(o.id, advertise);
+
+  const raftOpts = raftServerOptions();
+  const server = new grpc.Server({
+    ...raftOpts,
+    // Client requests up to the 4 MiB limit are checked by the API (INVALID_ARGUMENT); the
+    // transport's batches need a little more.
+    'grpc.max_receive_message_length': Math.max(16 * 1024 * 1024, raftOpts['grpc.max_receive_message_length'] ?? 0),
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+  });
+  let node: Node | undefined;
+  const transport = new GrpcTransport({
+    nodeId: o.id,
+    clusterId: o.clusterId,
+    server,
+    resolveAddress: (id) => node?.addressOf(id) ?? addresses.get(id),
+    logger: log.child({ layer: 'transport' }),
+  });
+
+  try {
+    node = await Node.open({
+      nodeId: o.id,
+      dataDir: o.data,
+      clusterId: o.clusterId,
+      transport,
+      logger: log,
+      tickMs: o.tickMs,
+      electionTicks: o.electionTicks,
+      heartbeatTicks: o.heartbeatTicks,
+      snapshotEveryEntries: o.snapshotEntries,
+      bootstrap: bootstrapping ? { rangeId: 1, voters: [...members.keys()] } : undefined,
+      staticAddresses: addresses,
+    });
+  } catch (err) {
+    if (err instanceof StorageError) {
+      process.stderr.write(`kvd: refusing to start: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+
+  new KvService({
+    node,
+    addresses: (id) => node.addressOf(id),
+    limits: { ...DEFAULT_LIMITS, maxValueBytes: o.maxValueBytes },
+    logger: log.child({ layer: 'api' }),
+  }).register(server);
+  new AdminService({ node, clusterId: o.clusterId, logger: log.child({ layer: 'admin' }) }).register(server);
+
+  await new Promise<void>((resolve, reject) => {
+    server.bindAsync(o.listen, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+  }).catch((err: Error) => {
+    process.stderr.write(`kvd: cannot listen on ${o.listen}: ${err.message}\n`);
+    process.exit(1);
+  });
+  log.info({ listen: o.listen, advertise, dataDir: o.data, members: Object.fromEntries(members) }, 'kvd started');
+
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: draining in-flight requests');
+    const force = setTimeout(() => server.forceShutdown(), 5000);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      node
+        .stop()
+        .then(() => {
+          log.info('stopped');
+          process.exit(0);
+        })
+        .catch((err: unknown) => {
+          log.error({ err }, 'error while stopping');
+          process.exit(1);
+        });
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main(process.argv).catch((err: unknown) => {
+  process.stderr.write(`kvd: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,860 @@
+// The gRPC implementation of the Transport seam (the internal rangekv.v1.Raft service).
+//
+// Sending. One long-lived client stream (SendMessages) per destination node, opened lazily on the
+// first flush that has something for that node. flush() turns everything queued for a node since
+// the last flush into RaftMessageBatches of at most maxBatchBytes (estimated upper bound of the
+// encoded size) and writes them in order. Snap messages do not ride the stream: each goes through
+// its own SendSnapshot call, in chunks, on a channel of its own (a separate TCP connection, so a
+// large snapshot never holds up heartbeats behind it).
+//
+// Back-pressure: when the stream's write() returns false, further batches wait in a per-peer
+// queue until 'drain'; past maxQueuedBatchesPerPeer waiting batches, a new batch is dropped and
+// reported with handler.unreachable (Raft resends what it needs).
+//
+// Failures. A batch counts as sent once gRPC has handed it to the HTTP/2 connection (its write
+// callback ran). When a stream ends with an error, the batches not sent yet, and those waiting for
+// 'drain', are reported with handler.unreachable; the channel is closed and the next flush opens a
+// fresh one, but not before an exponential backoff has passed: flushes during the backoff report
+// their messages unreachable at once. A batch already handed to a connection that then broke is
+// lost without a report; Raft recovers it like any lost message. unreachable() is a hint, not an
+// acknowledgement protocol. Problems are logged at most once per peer per
+// unreachableLogIntervalMs (with a count of what was suppressed).
+//
+// The handler is never called from inside send() or flush(): reports of unreachable peers found
+// during a flush are delivered from a later macrotask.
+//
+// Receiving. The service is added to the server the owner gives us (the owner binds, starts and
+// shuts it down; the same server carries the KV and Admin services). Each incoming batch must
+// carry our cluster id and our node id, otherwise the stream ends with FAILED_PRECONDITION and a
+// warning is logged. SendSnapshot streams are reassembled in memory up to maxSnapshotBytes.
+// SnapshotChunk has no cluster id field, so both calls also carry the cluster id and the node ids
+// in request metadata (see CLUSTER_ID_METADATA_KEY), which the receiver checks for snapshots.
+
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { MessageType } from '../raft';
+import { RaftCodecError, SnapshotTooLargeError, TransportConfigError, TransportStateError } from './errors';
+import {
+  RaftAckWire,
+  RaftMessageBatchWire,
+  RaftMessageWire,
+  RaftServiceDefinition,
+  SnapshotChunkWire,
+  raftServiceDefinition,
+} from './proto';
+import {
+  BATCH_ENVELOPE_BYTES,
+  SnapshotAssembler,
+  decodeRaftMessage,
+  encodeBatch,
+  encodeRaftMessage,
+  estimateEncodedBytes,
+  snapshotChunks,
+} from './raft-codec';
+import type { RangeMessage, Transport, TransportHandler } from './transport';
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+
+/** Request metadata carried by both calls (SnapshotChunk has no field for the cluster id). */
+export const CLUSTER_ID_METADATA_KEY = 'rangekv-cluster-id';
+export const FROM_NODE_METADATA_KEY = 'rangekv-from-node-id';
+export const TO_NODE_METADATA_KEY = 'rangekv-to-node-id';
+
+/**
+ * Room on the wire above the largest batch or chunk: a single Raft message larger than
+ * maxBatchBytes is sent alone, and may use this slack.
+ */
+const WIRE_SLACK_BYTES = 1 * MIB;
+
+export interface GrpcTransportOptions {
+  /** This node's id (positive). */
+  readonly nodeId: number;
+  /** Batches from another cluster are refused. */
+  readonly clusterId: string;
+  /** The server the Raft service is added to; the caller binds, starts and shuts it down. */
+  readonly server: grpc.Server;
+  /** host:port of a node's gRPC server, or undefined when unknown. Called on every (re)connect. */
+  readonly resolveAddress: (nodeId: number) => string | undefined;
+  readonly logger: Logger;
+  /** Upper bound of one RaftMessageBatch's encoded size, in bytes. Default 4 MiB. */
+  readonly maxBatchBytes?: number;
+  /** Batches that may wait for one peer's stream to drain; more are dropped and reported. Default 64. */
+  readonly maxQueuedBatchesPerPeer?: number;
+  /** Data bytes per SnapshotChunk. Default 1 MiB. */
+  readonly snapshotChunkBytes?: number;
+  /** Largest snapshot this node receives (and sends), in bytes. Default 512 MiB. */
+  readonly maxSnapshotBytes?: number;
+  /** Snapshots being sent to one peer at a time; more are reported unreachable. Default 2. */
+  readonly maxConcurrentSnapshotsPerPeer?: number;
+  /** Snapshots being received at a time, from all peers; more are refused. Default 4. */
+  readonly maxIncomingSnapshots?: number;
+  /** Deadline of one snapshot send, in milliseconds. Default 10 minutes. */
+  readonly snapshotTimeoutMs?: number;
+  /** HTTP/2 keepalive ping interval on client channels, in milliseconds. Default 10 s. */
+  readonly keepaliveTimeMs?: number;
+  /** A keepalive ping unanswered this long closes the connection, in milliseconds. Default 5 s. */
+  readonly keepaliveTimeoutMs?: number;
+  /** First reconnect backoff after a stream failure, in milliseconds. Default 100. */
+  readonly reconnectBackoffInitialMs?: number;
+  /** Reconnect backoff cap, in milliseconds. Default 5 s. */
+  readonly reconnectBackoffMaxMs?: number;
+  /** At most one warning per peer (and per problem on the receiving side) this often, in milliseconds. Default 5 s. */
+  readonly unreachableLogIntervalMs?: number;
+  /** How long stop() waits for outgoing streams to end cleanly before cancelling them, in milliseconds. Default 1 s. */
+  readonly stopGraceMs?: number;
+}
+
+type ResolvedOptions = { -readonly [K in keyof Omit<GrpcTransportOptions, 'server' | 'resolveAddress' | 'logger'>]-?: NonNullable<GrpcTransportOptions[K]> };
+
+const DEFAULTS: Omit<ResolvedOptions, 'nodeId' | 'clusterId'> = {
+  maxBatchBytes: 4 * MIB,
+  maxQueuedBatchesPerPeer: 64,
+  snapshotChunkBytes: 1 * MIB,
+  maxSnapshotBytes: 512 * MIB,
+  maxConcurrentSnapshotsPerPeer: 2,
+  maxIncomingSnapshots: 4,
+  snapshotTimeoutMs: 10 * 60_000,
+  keepaliveTimeMs: 10_000,
+  keepaliveTimeoutMs: 5_000,
+  reconnectBackoffInitialMs: 100,
+  reconnectBackoffMaxMs: 5_000,
+  unreachableLogIntervalMs: 5_000,
+  stopGraceMs: 1_000,
+};
+
+function resolveOptions(o: GrpcTransportOptions): ResolvedOptions {
+  const r: ResolvedOptions = { ...DEFAULTS, nodeId: o.nodeId, clusterId: o.clusterId };
+  for (const key of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) {
+    const v = o[key];
+    if (v === undefined) continue;
+    if (!(Number.isSafeInteger(v) && v > 0)) throw new TransportConfigError(key, `must be a positive integer, got ${String(v)}`);
+    r[key] = v;
+  }
+  if (!(Number.isSafeInteger(o.nodeId) && o.nodeId > 0)) {
+    throw new TransportConfigError('nodeId', `must be a positive integer, got ${String(o.nodeId)}`);
+  }
+  if (typeof o.clusterId !== 'string' || o.clusterId.length === 0) {
+    throw new TransportConfigError('clusterId', 'must be a non-empty string');
+  }
+  if (r.reconnectBackoffMaxMs < r.reconnectBackoffInitialMs) {
+    throw new TransportConfigError('reconnectBackoffMaxMs', `must be at least reconnectBackoffInitialMs (${r.reconnectBackoffInitialMs})`);
+  }
+  return r;
+}
+
+/** The largest gRPC message the transport sends: a full batch or chunk, plus slack. */
+export function maxWireMessageBytes(maxBatchBytes = DEFAULTS.maxBatchBytes, snapshotChunkBytes = DEFAULTS.snapshotChunkBytes): number {
+  return Math.max(maxBatchBytes, snapshotChunkBytes) + WIRE_SLACK_BYTES;
+}
+
+/**
+ * Options for the grpc.Server that carries the Raft service. Its receive limit must admit the
+ * transport's largest message (gRPC's default, 4 MiB, is below a full default batch). The limit
+ * applies to every service on that server.
+ */
+export function raftServerOptions(
+  opts: { maxBatchBytes?: number; snapshotChunkBytes?: number; keepaliveTimeMs?: number; keepaliveTimeoutMs?: number } = {},
+): grpc.ServerOptions {
+  return {
+    'grpc.max_receive_message_length': maxWireMessageBytes(opts.maxBatchBytes, opts.snapshotChunkBytes),
+    'grpc.keepalive_time_ms': opts.keepaliveTimeMs ?? DEFAULTS.keepaliveTimeMs,
+    'grpc.keepalive_timeout_ms': opts.keepaliveTimeoutMs ?? DEFAULTS.keepaliveTimeoutMs,
+  };
+}
+
+/** A Raft message batch on its way to one peer, with the messages it carries (for reporting). */
+interface OutgoingBatch {
+  readonly wire: RaftMessageBatchWire;
+  readonly messages: readonly RangeMessage[];
+}
+
+/** One SendMessages call to a peer. */
+class OutgoingStream {
+  call: grpc.ClientWritableStream<RaftMessageBatchWire> | undefined;
+  /** Written batches whose write callback has not run yet: not known to have left. */
+  readonly unsent = new Map<number, readonly RangeMessage[]>();
+  /** Batches waiting for 'drain', in order. */
+  readonly waiting: OutgoingBatch[] = [];
+  nextSeq = 0;
+  blocked = false;
+  closed = false;
+  /** A batch has been handed to the connection: the peer was reachable. */
+  carried = false;
+  ended: Promise<void>;
+  private resolveEnded!: () => void;
+
+  constructor(readonly openedAtMs: number) {
+    this.ended = new Promise((resolve) => {
+      this.resolveEnded = resolve;
+    });
+  }
+
+  markEnded(): void {
+    this.resolveEnded();
+  }
+}
+
+/** One SendSnapshot call in progress. */
+interface OutgoingSnapshot {
+  readonly call: grpc.ClientWritableStream<SnapshotChunkWire>;
+  readonly client: grpc.Client;
+}
+
+/** Per-destination state. */
+class PeerLink {
+  address: string | undefined;
+  client: grpc.Client | undefined;
+  stream: OutgoingStream | undefined;
+  /** Current backoff, 0 when the last stream did not fail. */
+  backoffMs = 0;
+  /** No new stream before this time (Date.now() ms). */
+  retryAtMs = 0;
+  readonly snapshots = new Set<OutgoingSnapshot>();
+
+  constructor(readonly nodeId: number) {}
+}
+
+/** Logs a problem at most once per key per interval, counting what it suppressed. */
+class RateLimitedLog {
+  private readonly last = new Map<string, { atMs: number; suppressed: number }>();
+  /** A bound on the keys remembered (keys come from peers' claims). */
+  private static readonly MAX_KEYS = 1024;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly intervalMs: number,
+  ) {}
+
+  warn(key: string, fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    const entry = this.last.get(key);
+    if (entry && now - entry.atMs < this.intervalMs) {
+      entry.suppressed++;
+      return;
+    }
+    if (!entry && this.last.size >= RateLimitedLog.MAX_KEYS) this.last.clear();
+    this.log.warn({ ...fields, suppressed: entry?.suppressed ?? 0 }, msg);
+    this.last.set(key, { atMs: now, suppressed: 0 });
+  }
+
+  /** Forgets the key, so that the next problem is logged at once; true when there was one. */
+  clear(key: string): boolean {
+    return this.last.delete(key);
+  }
+}
+
+/** An incoming call of either kind, so that stop() can end it. */
+interface IncomingCall {
+  finish(error?: Partial<grpc.StatusObject>): void;
+}
+
+function errorDetails(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class GrpcTransport implements Transport {
+  private readonly opts: ResolvedOptions;
+  private readonly server: grpc.Server;
+  private readonly resolveAddress: (nodeId: number) => string | undefined;
+  private readonly log: Logger;
+  private readonly problems: RateLimitedLog;
+  private readonly service: RaftServiceDefinition;
+  private readonly wireLimitBytes: number;
+  private readonly channelOptions: grpc.ChannelOptions;
+
+  private handler: TransportHandler | undefined;
+  private started = false;
+  private stopped = false;
+  private queued = new Map<number, RangeMessage[]>();
+  private readonly links = new Map<number, PeerLink>();
+  private readonly incoming = new Set<IncomingCall>();
+  private incomingSnapshots = 0;
+
+  constructor(options: GrpcTransportOptions) {
+    this.opts = resolveOptions(options);
+    this.server = options.server;
+    this.resolveAddress = options.resolveAddress;
+    this.log = options.logger.child({ component: 'raft-transport', node: this.opts.nodeId });
+    this.problems = new RateLimitedLog(this.log, this.opts.unreachableLogIntervalMs);
+    this.service = raftServiceDefinition();
+    this.wireLimitBytes = maxWireMessageBytes(this.opts.maxBatchBytes, this.opts.snapshotChunkBytes);
+    this.channelOptions = {
+      'grpc.keepalive_time_ms': this.opts.keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': this.opts.keepaliveTimeoutMs,
+      'grpc.max_send_message_length': this.wireLimitBytes,
+      'grpc.max_receive_message_length': 64 * KIB,
+      'grpc.initial_reconnect_backoff_ms': this.opts.reconnectBackoffInitialMs,
+      'grpc.max_reconnect_backoff_ms': this.opts.reconnectBackoffMaxMs,
+      // Each channel gets its own connection: the snapshot channels must not share (and stall)
+      // the connection of the message stream, and a closed channel must take its connection along.
+      'grpc.use_local_subchannel_pool': 1,
+      // The transport decides about retries; gRPC's would buffer messages behind our back.
+      'grpc.enable_retries': 0,
+    };
+  }
+
+  get nodeId(): number {
+    return this.opts.nodeId;
+  }
+
+  async start(handler: TransportHandler): Promise<void> {
+    if (this.stopped) throw new TransportStateError('start() after stop()');
+    if (this.started) throw new TransportStateError('start() called twice');
+    this.started = true;
+    this.handler = handler;
+    const impl: grpc.UntypedServiceImplementation = {
+      SendMessages: (call: grpc.ServerReadableStream<RaftMessageBatchWire, RaftAckWire>, cb: grpc.sendUnaryData<RaftAckWire>) =>
+        this.handleSendMessages(call, cb),
+      SendSnapshot: (call: grpc.ServerReadableStream<SnapshotChunkWire, RaftAckWire>, cb: grpc.sendUnaryData<RaftAckWire>) =>
+        this.handleSendSnapshot(call, cb),
+    };
+    this.server.addService(this.service, impl);
+    this.log.debug('raft service added');
+  }
+
+  send(toNode: number, messages: readonly RangeMessage[]): void {
+    if (this.stopped || messages.length === 0) return;
+    let q = this.queued.get(toNode);
+    if (!q) {
+      q = [];
+      this.queued.set(toNode, q);
+    }
+    for (const m of messages) q.push(m);
+  }
+
+  flush(): void {
+    const queued = this.queued;
+    this.queued = new Map();
+    if (this.stopped) return;
+    for (const [to, msgs] of queued) this.flushPeer(to, msgs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.handler = undefined;
+    this.queued = new Map();
+
+    for (const call of [...this.incoming]) {
+      call.finish({ code: grpc.status.UNAVAILABLE, details: `raft transport of node ${this.opts.nodeId} stopped` });
+    }
+
+    const ending: Array<Promise<void>> = [];
+    for (const link of this.links.values()) {
+      for (const s of link.snapshots) s.call.cancel();
+      const stream = link.stream;
+      if (stream?.call && !stream.closed) {
+        stream.waiting.length = 0;
+        stream.call.end();
+        ending.push(stream.ended);
+      }
+    }
+    if (ending.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(ending),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, this.opts.stopGraceMs);
+        }),
+      ]);
+      if (timer) clearTimeout(timer);
+    }
+    for (const link of this.links.values()) {
+      link.stream?.call?.cancel();
+      link.client?.close();
+      link.client = undefined;
+      for (const s of link.snapshots) s.client.close();
+    }
+    this.links.clear();
+    this.log.debug('raft transport stopped');
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sending
+
+  private link(nodeId: number): PeerLink {
+    let l = this.links.get(nodeId);
+    if (!l) {
+      l = new PeerLink(nodeId);
+      this.links.set(nodeId, l);
+    }
+    return l;
+  }
+
+  /** Reports messages as undeliverable, from a later macrotask (never inside send/flush). */
+  private reportUnreachable(toNode: number, messages: readonly RangeMessage[]): void {
+    if (messages.length === 0) return;
+    setImmediate(() => {
+      const h = this.handler;
+      if (!h) return;
+      try {
+        h.unreachable(toNode, messages);
+      } catch (err) {
+        this.log.error({ err, peer: toNode }, 'transport handler threw in unreachable()');
+      }
+    });
+  }
+
+  private flushPeer(to: number, msgs: readonly RangeMessage[]): void {
+    const link = this.link(to);
+    const regular: RangeMessage[] = [];
+    for (const rm of msgs) {
+      if (rm.message.type === MessageType.Snap) this.sendSnapshot(link, rm);
+      else regular.push(rm);
+    }
+    if (regular.length === 0) return;
+
+    const now = Date.now();
+    if (link.stream === undefined && now < link.retryAtMs) {
+      this.reportUnreachable(to, regular);
+      this.problems.warn(`peer:${to}`, { peer: to, retryInMs: link.retryAtMs - now }, 'raft peer unreachable: backing off');
+      return;
+    }
+    const stream = this.ensureStream(link);
+    if (!stream) {
+      this.reportUnreachable(to, regular);
+      return;
+    }
+    for (const batch of this.cutBatches(to, regular)) this.enqueue(link, stream, batch);
+  }
+
+  /** Cuts messages into batches whose estimated encoded size stays within maxBatchBytes. */
+  private cutBatches(to: number, msgs: readonly RangeMessage[]): OutgoingBatch[] {
+    const batches: OutgoingBatch[] = [];
+    let wires: RaftMessageWire[] = [];
+    let carried: RangeMessage[] = [];
+    let bytes = BATCH_ENVELOPE_BYTES;
+    const cut = (): void => {
+      if (wires.length === 0) return;
+      batches.push({ wire: encodeBatch(this.opts.nodeId, to, this.opts.clusterId, wires), messages: carried });
+      wires = [];
+      carried = [];
+      bytes = BATCH_ENVELOPE_BYTES;
+    };
+    for (const rm of msgs) {
+      const size = estimateEncodedBytes(rm.message);
+      if (size + BATCH_ENVELOPE_BYTES > this.wireLimitBytes) {
+        this.log.error(
+          { peer: to, rangeId: rm.rangeId, type: rm.message.type, estimatedBytes: size, limitBytes: this.wireLimitBytes },
+          'raft message larger than the transport carries: dropped (lower raft maxSizePerMsgBytes or raise maxBatchBytes)',
+        );
+        this.reportUnreachable(to, [rm]);
+        continue;
+      }
+      let wire: RaftMessageWire;
+      try {
+        wire = encodeRaftMessage(rm);
+      } catch (err) {
+        this.log.error({ err, peer: to, rangeId: rm.rangeId, type: rm.message.type }, 'raft message cannot be encoded: dropped');
+        this.reportUnreachable(to, [rm]);
+        continue;
+      }
+      if (bytes + size > this.opts.maxBatchBytes) cut();
+      wires.push(wire);
+      carried.push(rm);
+      bytes += size;
+    }
+    cut();
+    return batches;
+  }
+
+  private enqueue(link: PeerLink, stream: OutgoingStream, batch: OutgoingBatch): void {
+    if (!stream.blocked) {
+      this.write(link, stream, batch);
+      return;
+    }
+    if (stream.waiting.length >= this.opts.maxQueuedBatchesPerPeer) {
+      this.reportUnreachable(link.nodeId, batch.messages);
+      this.problems.warn(
+        `peer:${link.nodeId}`,
+        { peer: link.nodeId, waitingBatches: stream.waiting.length },
+        'raft peer not draining: batch dropped',
+      );
+      return;
+    }
+    stream.waiting.push(batch);
+  }
+
+  private write(link: PeerLink, stream: OutgoingStream, batch: OutgoingBatch): void {
+    const call = stream.call;
+    if (!call || stream.closed) {
+      this.reportUnreachable(link.nodeId, batch.messages);
+      return;
+    }
+    const seq = stream.nextSeq++;
+    stream.unsent.set(seq, batch.messages);
+    const more = call.write(batch.wire, (err: Error | null | undefined) => {
+      if (err) return; // the stream's callback reports what was not sent
+      stream.unsent.delete(seq);
+      if (!stream.carried) {
+        stream.carried = true;
+        if (this.problems.clear(`peer:${link.nodeId}`)) this.log.info({ peer: link.nodeId, address: link.address }, 'raft peer reachable again');
+      }
+    });
+    if (!more) stream.blocked = true;
+  }
+
+  private onDrain(link: PeerLink, stream: OutgoingStream): void {
+    if (stream.closed) return;
+    stream.blocked = false;
+    while (!stream.blocked && !stream.closed) {
+      const next = stream.waiting.shift();
+      if (!next) break;
+      this.write(link, stream, next);
+    }
+  }
+
+  /** The peer's address, or undefined (logged, rate-limited) when it is unknown. */
+  private addressOf(link: PeerLink): string | undefined {
+    let address: string | undefined;
+    try {
+      address = this.resolveAddress(link.nodeId);
+    } catch (err) {
+      this.log.error({ err, peer: link.nodeId }, 'resolveAddress threw');
+    }
+    if (address === undefined || address === '') {
+      this.problems.warn(`peer:${link.nodeId}`, { peer: link.nodeId }, 'raft peer has no known address: messages dropped');
+      return undefined;
+    }
+    return address;
+  }
+
+  /** The client of the peer's current address, created when needed; undefined when the address is unknown. */
+  private clientFor(link: PeerLink): grpc.Client | undefined {
+    const address = this.addressOf(link);
+    if (address === undefined) return undefined;
+    if (link.client && link.address !== address) {
+      link.client.close();
+      link.client = undefined;
+    }
+    if (!link.client) {
+      link.client = new grpc.Client(address, grpc.credentials.createInsecure(), this.channelOptions);
+      link.address = address;
+    }
+    return link.client;
+  }
+
+  private callMetadata(toNode: number): grpc.Metadata {
+    const md = new grpc.Metadata();
+    md.set(CLUSTER_ID_METADATA_KEY, this.opts.clusterId);
+    md.set(FROM_NODE_METADATA_KEY, String(this.opts.nodeId));
+    md.set(TO_NODE_METADATA_KEY, String(toNode));
+    return md;
+  }
+
+  private ensureStream(link: PeerLink): OutgoingStream | undefined {
+    if (link.stream && !link.stream.closed) return link.stream;
+    const client = this.clientFor(link);
+    if (!client) return undefined;
+    const method = this.service.SendMessages;
+    const stream = new OutgoingStream(Date.now());
+    // Current before the call exists: if gRPC reported the end synchronously, onStreamClosed
+    // would find it and unset it.
+    link.stream = stream;
+    const call = client.makeClientStreamRequest<RaftMessageBatchWire, RaftAckWire>(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      this.callMetadata(link.nodeId),
+      {},
+      (err: grpc.ServiceError | null) => this.onStreamClosed(link, stream, err),
+    );
+    stream.call = call;
+    call.on('drain', () => this.onDrain(link, stream));
+    // Status arrives through the callback; an 'error' event would only repeat it.
+    call.on('error', (err: Error) => this.log.debug({ err, peer: link.nodeId }, 'raft stream error event'));
+    return stream;
+  }
+
+  private onStreamClosed(link: PeerLink, stream: OutgoingStream, err: grpc.ServiceError | null): void {
+    if (stream.closed) return;
+    stream.closed = true;
+    stream.markEnded();
+    if (link.stream === stream) link.stream = undefined;
+    const lost: RangeMessage[] = [];
+    for (const msgs of stream.unsent.values()) lost.push(...msgs);
+    for (const b of stream.waiting) lost.push(...b.messages);
+    stream.unsent.clear();
+    stream.waiting.length = 0;
+    if (this.stopped) return;
+    this.reportUnreachable(link.nodeId, lost);
+
+    // A fresh channel next time: it connects at once instead of waiting out gRPC's own backoff.
+    link.client?.close();
+    link.client = undefined;
+    const now = Date.now();
+    const refused = err !== null && (err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.INVALID_ARGUMENT);
+    const healthy = stream.carried && now - stream.openedAtMs >= this.opts.reconnectBackoffMaxMs;
+    if (refused) link.backoffMs = this.opts.reconnectBackoffMaxMs;
+    else if (healthy || link.backoffMs === 0) link.backoffMs = this.opts.reconnectBackoffInitialMs;
+    else link.backoffMs = Math.min(this.opts.reconnectBackoffMaxMs, link.backoffMs * 2);
+    // Jitter (up to +20%) so that nodes do not reconnect in lockstep.
+    link.retryAtMs = now + Math.round(link.backoffMs * (1 + 0.2 * Math.random()));
+    this.problems.warn(
+      `peer:${link.nodeId}`,
+      {
+        peer: link.nodeId,
+        address: link.address,
+        code: err?.code ?? grpc.status.OK,
+        details: err?.details ?? 'stream ended by the peer',
+        lostMessages: lost.length,
+        retryInMs: link.retryAtMs - now,
+      },
+      'raft stream to peer closed',
+    );
+  }
+
+  private sendSnapshot(link: PeerLink, rm: RangeMessage): void {
+    const to = link.nodeId;
+    const snapshot = rm.message.snapshot;
+    if (!snapshot) {
+      this.log.error({ peer: to, rangeId: rm.rangeId }, 'Snap message without a snapshot: dropped');
+      this.reportUnreachable(to, [rm]);
+      return;
+    }
+    if (snapshot.data.length > this.opts.maxSnapshotBytes) {
+      const err = new SnapshotTooLargeError(snapshot.data.length, this.opts.maxSnapshotBytes, rm.rangeId);
+      this.log.error({ err, peer: to, rangeId: rm.rangeId }, 'snapshot not sent');
+      this.reportUnreachable(to, [rm]);
+      return;
+    }
+    if (link.snapshots.size >= this.opts.maxConcurrentSnapshotsPerPeer) {
+      this.problems.warn(
+        `snapshot:${to}`,
+        { peer: to, rangeId: rm.rangeId, inFlight: link.snapshots.size },
+        'too many snapshots in flight to peer: snapshot deferred',
+      );
+      this.reportUnreachable(to, [rm]);
+      return;
+    }
+    const address = this.addressOf(link);
+    if (address === undefined) {
+      this.reportUnreachable(to, [rm]);
+      return;
+    }
+    let chunks: Generator<SnapshotChunkWire>;
+    try {
+      chunks = snapshotChunks(rm, this.opts.snapshotChunkBytes);
+    } catch (err) {
+      this.log.error({ err, peer: to, rangeId: rm.rangeId }, 'snapshot cannot be encoded: dropped');
+      this.reportUnreachable(to, [rm]);
+      return;
+    }
+    // A channel (and connection) of its own, closed when the snapshot is done.
+    const client = new grpc.Client(address, grpc.credentials.createInsecure(), this.channelOptions);
+    const method = this.service.SendSnapshot;
+    const startedAtMs = Date.now();
+    let finished = false;
+    let outgoing: OutgoingSnapshot | undefined;
+    const finish = (err: grpc.ServiceError | null): void => {
+      if (finished) return;
+      finished = true;
+      if (outgoing) link.snapshots.delete(outgoing);
+      client.close();
+      if (err) {
+        if (this.stopped) return;
+        this.reportUnreachable(to, [rm]);
+        this.problems.warn(
+          `snapshot:${to}`,
+          { peer: to, rangeId: rm.rangeId, index: snapshot.metadata.index, code: err.code, details: err.details },
+          'snapshot send failed',
+        );
+        return;
+      }
+      this.log.info(
+        { peer: to, rangeId: rm.rangeId, index: snapshot.metadata.index, bytes: snapshot.data.length, ms: Date.now() - startedAtMs },
+        'snapshot sent',
+      );
+    };
+    const call = client.makeClientStreamRequest<SnapshotChunkWire, RaftAckWire>(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      this.callMetadata(to),
+      { deadline: Date.now() + this.opts.snapshotTimeoutMs },
+      (err: grpc.ServiceError | null) => finish(err),
+    );
+    outgoing = { call, client };
+    if (!finished) link.snapshots.add(outgoing);
+    call.on('error', (err: Error) => this.log.debug({ err, peer: to }, 'snapshot stream error event'));
+    const pump = (): void => {
+      while (!finished) {
+        const next = chunks.next();
+        if (next.done) {
+          call.end();
+          return;
+        }
+        if (!call.write(next.value)) {
+          call.once('drain', pump);
+          return;
+        }
+      }
+    };
+    pump();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Receiving
+
+  /** Wraps a server call so that it is answered exactly once and stop() can end it. */
+  private trackIncoming(cb: grpc.sendUnaryData<RaftAckWire>, onFinish?: () => void): IncomingCall & { done: boolean } {
+    const entry = {
+      done: false,
+      finish: (error?: Partial<grpc.StatusObject>): void => {
+        if (entry.done) return;
+        entry.done = true;
+        this.incoming.delete(entry);
+        onFinish?.();
+        if (error) cb(error);
+        else cb(null, {});
+      },
+    };
+    this.incoming.add(entry);
+    return entry;
+  }
+
+  private refuseIfStopped(cb: grpc.sendUnaryData<RaftAckWire>): boolean {
+    if (this.handler && !this.stopped) return false;
+    cb({ code: grpc.status.UNAVAILABLE, details: `raft transport of node ${this.opts.nodeId} is not running` });
+    return true;
+  }
+
+  private handleSendMessages(
+    call: grpc.ServerReadableStream<RaftMessageBatchWire, RaftAckWire>,
+    cb: grpc.sendUnaryData<RaftAckWire>,
+  ): void {
+    if (this.refuseIfStopped(cb)) return;
+    const entry = this.trackIncoming(cb);
+    const peer = call.getPeer();
+    call.on('data', (batch: RaftMessageBatchWire) => {
+      if (entry.done) return;
+      if (batch.clusterId !== this.opts.clusterId) {
+        this.problems.warn(
+          `cluster:${batch.fromNodeId}`,
+          { from: batch.fromNodeId, peer, clusterId: batch.clusterId, expected: this.opts.clusterId },
+          'raft batch from another cluster refused',
+        );
+        entry.finish({
+          code: grpc.status.FAILED_PRECONDITION,
+          details: `cluster id mismatch: node ${this.opts.nodeId} belongs to cluster "${this.opts.clusterId}", the batch to "${batch.clusterId}"`,
+        });
+        return;
+      }
+      if (batch.toNodeId !== this.opts.nodeId) {
+        this.problems.warn(
+          `misrouted:${batch.fromNodeId}`,
+          { from: batch.fromNodeId, peer, to: batch.toNodeId },
+          'raft batch for another node refused (stale address?)',
+        );
+        entry.finish({
+          code: grpc.status.FAILED_PRECONDITION,
+          details: `node id mismatch: this is node ${this.opts.nodeId}, the batch is for node ${batch.toNodeId}`,
+        });
+        return;
+      }
+      let msgs: RangeMessage[];
+      try {
+        if (!(Number.isSafeInteger(batch.fromNodeId) && batch.fromNodeId > 0)) {
+          throw new RaftCodecError('from_node_id', `must be a positive node id, got ${String(batch.fromNodeId)}`);
+        }
+        msgs = batch.messages.map((w) => decodeRaftMessage(w));
+      } catch (err) {
+        this.problems.warn(`invalid:${batch.fromNodeId}`, { from: batch.fromNodeId, peer, err }, 'invalid raft batch refused');
+        entry.finish({ code: grpc.status.INVALID_ARGUMENT, details: `invalid raft batch: ${errorDetails(err)}` });
+        return;
+      }
+      this.deliver(batch.fromNodeId, msgs);
+    });
+    call.on('end', () => entry.finish());
+    call.on('error', (err: Error) => {
+      this.log.debug({ err, peer }, 'incoming raft stream failed');
+      entry.finish({ code: grpc.status.CANCELLED, details: errorDetails(err) });
+    });
+    call.on('cancelled', () => entry.finish({ code: grpc.status.CANCELLED, details: 'cancelled by the client' }));
+  }
+
+  private handleSendSnapshot(
+    call: grpc.ServerReadableStream<SnapshotChunkWire, RaftAckWire>,
+    cb: grpc.sendUnaryData<RaftAckWire>,
+  ): void {
+    if (this.refuseIfStopped(cb)) return;
+    const peer = call.getPeer();
+    const clusterId = call.metadata.get(CLUSTER_ID_METADATA_KEY)[0];
+    if (clusterId !== this.opts.clusterId) {
+      this.problems.warn(`cluster-snapshot:${peer}`, { peer, clusterId, expected: this.opts.clusterId }, 'snapshot from another cluster refused');
+      cb({
+        code: grpc.status.FAILED_PRECONDITION,
+        details: `cluster id mismatch: node ${this.opts.nodeId} belongs to cluster "${this.opts.clusterId}", the snapshot to "${String(clusterId)}"`,
+      });
+      return;
+    }
+    if (this.incomingSnapshots >= this.opts.maxIncomingSnapshots) {
+      this.problems.warn('snapshots-busy', { peer, limit: this.opts.maxIncomingSnapshots }, 'too many incoming snapshots: refused');
+      cb({
+        code: grpc.status.RESOURCE_EXHAUSTED,
+        details: `node ${this.opts.nodeId} is already receiving ${this.incomingSnapshots} snapshots (limit ${this.opts.maxIncomingSnapshots})`,
+      });
+      return;
+    }
+    this.incomingSnapshots++;
+    const entry = this.trackIncoming(cb, () => {
+      this.incomingSnapshots--;
+    });
+    const assembler = new SnapshotAssembler(this.opts.maxSnapshotBytes);
+    call.on('data', (chunk: SnapshotChunkWire) => {
+      if (entry.done) return;
+      let whole: RangeMessage | undefined;
+      try {
+        const hadHeader = assembler.header !== undefined;
+        whole = assembler.push(chunk);
+        const header = assembler.header;
+        if (!hadHeader && header && header.message.to !== this.opts.nodeId) {
+          this.problems.warn(`misrouted-snapshot:${header.message.from}`, { from: header.message.from, peer, to: header.message.to }, 'snapshot for another node refused');
+          entry.finish({
+            code: grpc.status.FAILED_PRECONDITION,
+            details: `node id mismatch: this is node ${this.opts.nodeId}, the snapshot is for node ${header.message.to}`,
+          });
+          return;
+        }
+      } catch (err) {
+        const tooLarge = err instanceof SnapshotTooLargeError;
+        this.problems.warn(`invalid-snapshot:${peer}`, { peer, err }, tooLarge ? 'snapshot too large: refused' : 'invalid snapshot stream refused');
+        entry.finish({
+          code: tooLarge ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT,
+          details: errorDetails(err),
+        });
+        return;
+      }
+      if (!whole) return;
+      this.log.info(
+        { from: whole.message.from, rangeId: whole.rangeId, index: whole.message.snapshot?.metadata.index, bytes: assembler.bytes },
+        'snapshot received',
+      );
+      this.deliver(whole.message.from, [whole]);
+      entry.finish();
+    });
+    call.on('end', () => {
+      if (entry.done) return;
+      entry.finish({
+        code: grpc.status.INVALID_ARGUMENT,
+        details: `snapshot stream ended before its last chunk (${assembler.bytes} bytes received)`,
+      });
+    });
+    call.on('error', (err: Error) => {
+      this.log.debug({ err, peer }, 'incoming snapshot stream failed');
+      entry.finish({ code: grpc.status.CANCELLED, details: errorDetails(err) });
+    });
+    call.on('cancelled', () => entry.finish({ code: grpc.status.CANCELLED, details: 'cancelled by the client' }));
+  }
+
+  private deliver(fromNode: number, msgs: readonly RangeMessage[]): void {
+    const h = this.handler;
+    if (!h || msgs.length === 0) return;
+    try {
+      h.receive(fromNode, msgs);
+    } catch (err) {
+      this.log.error({ err, from: fromNode }, 'transport handler threw in receive()');
+    }
+  }
+}
