@@ -17,7 +17,7 @@ SIM_RUNNER := dist/tests/sim/run.js
 # Fails clearly when the simulator is not there (tests/sim/run.ts is compiled by `build`).
 CHECK_SIM_RUNNER = @test -f $(SIM_RUNNER) || { echo "$(SIM_RUNNER) is missing: the simulator (tests/sim/run.ts) has not landed or did not build" >&2; exit 1; }
 
-.PHONY: install build test sim run clean
+.PHONY: install build test sim run stop clean
 
 # npm ci only when node_modules is missing or package-lock.json is newer than npm's record of
 # what it installed (node_modules/.package-lock.json).
@@ -51,10 +51,13 @@ sim: build
 		node $(SIM_RUNNER) --seeds $(SEEDS) --steps $(STEPS); \
 	fi
 
-run:
-	@echo "make run: a local cluster is not available yet; it lands with the server issue (kvd)." >&2
-	@echo "For now the runnable thing is the Raft simulator: make sim SEEDS=200" >&2
-	@exit 1
+# A 3-node cluster on 127.0.0.1:7001-7003 (N=5 for five); `make stop` stops it.
+N ?= 3
+run: build
+	scripts/cluster.sh start -n $(N)
+
+stop:
+	scripts/cluster.sh stop
 
 clean:
 	rm -rf dist
