@@ -70,6 +70,7 @@ export class Node implements TransportHandler {
   private stopped = false;
   private pendingProposals = 0;
   private readonly creating = new Set<number>();
+  private lastReadSweepMs = 0;
   private fatal: Error | undefined;
   /** Peer addresses learned from applied membership changes (persisted). */
   private readonly learnedAddresses = new Map<number, string>();
@@ -234,7 +235,10 @@ export class Node implements TransportHandler {
   /** Waits until reading local state of the range is linearizable; returns the applied index. */
   async readBarrier(rangeId: number): Promise<number> {
     this.checkRunning();
-    const p = this.replica(rangeId).readBarrier();
+    const r = this.replica(rangeId);
+    const max = this.opts.maxPendingProposals ?? 10_000;
+    if (r.pendingReads() >= max) throw new ServerBusyError(`${r.pendingReads()} reads pending on range ${rangeId} (limit ${max})`);
+    const p = r.readBarrier();
     this.schedule();
     return p;
   }
@@ -285,7 +289,12 @@ export class Node implements TransportHandler {
 
   private tick(): void {
     if (this.stopped) return;
-    for (const r of this.replicas.values()) r.rawNode.tick();
+    const now = Date.now();
+    for (const r of this.replicas.values()) {
+      r.rawNode.tick();
+      if (now - this.lastReadSweepMs > 1000) r.expireReads(now, 30_000);
+    }
+    if (now - this.lastReadSweepMs > 1000) this.lastReadSweepMs = now;
     this.schedule();
   }
 

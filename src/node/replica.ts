@@ -2,6 +2,7 @@
 // machine, and the callers waiting on its proposals and reads. The Node drives it; a Replica
 // never does I/O on its own initiative.
 
+import { randomBytes } from 'node:crypto';
 import {
   ConfChange,
   ConfState,
@@ -46,6 +47,8 @@ interface ProposalWaiter {
 interface ReadWaiter {
   /** Set once the read index is known. */
   index?: number;
+  /** When the read was asked (ms since epoch): a read whose answer never came is dropped eventually. */
+  readonly startedAtMs: number;
   readonly resolve: (appliedIndex: number) => void;
   readonly reject: (e: Error) => void;
 }
@@ -55,6 +58,7 @@ export class Replica {
   private readonly proposals = new Map<number, ProposalWaiter>();
   private readonly reads = new Map<string, ReadWaiter>();
   private readSeq = 0;
+  private readonly incarnation = randomBytes(6).toString('hex');
   appliedIndex: number;
   confState: ConfState;
 
@@ -110,10 +114,11 @@ export class Replica {
    * is safe to read local state.
    */
   readBarrier(): Promise<number> {
-    const ctx = `${this.config.nodeId}:${++this.readSeq}`;
+    // Unique across restarts too: a leader ignores a context it already has pending.
+    const ctx = `${this.config.nodeId}:${this.incarnation}:${++this.readSeq}`;
     this.rawNode.readIndex(Buffer.from(ctx)); // throws NotLeaderError when no leader is known
     return new Promise((resolve, reject) => {
-      this.reads.set(ctx, { resolve, reject });
+      this.reads.set(ctx, { resolve, reject, startedAtMs: Date.now() });
     });
   }
 
@@ -191,6 +196,24 @@ export class Replica {
       if (w.index !== undefined && this.appliedIndex >= w.index) {
         this.reads.delete(ctx);
         w.resolve(this.appliedIndex);
+      }
+    }
+  }
+
+  /** Number of reads waiting (for bounds and status). */
+  pendingReads(): number {
+    return this.reads.size;
+  }
+
+  /**
+   * Fails reads older than `maxAgeMs` whose read index never arrived (the request or its answer
+   * was lost on the way to or from the leader); their callers have long given up.
+   */
+  expireReads(nowMs: number, maxAgeMs: number): void {
+    for (const [ctx, w] of this.reads) {
+      if (w.index === undefined && nowMs - w.startedAtMs > maxAgeMs) {
+        this.reads.delete(ctx);
+        w.reject(new ReadIndexDroppedError(this.rangeId));
       }
     }
   }
