@@ -928,6 +928,12 @@ export class Raft {
       }
       return;
     }
+    if (m.index > this.raftLog.lastIndex()) {
+      // A follower cannot hold entries of this term beyond our log; such an ack comes from a
+      // confused peer (e.g. bootstrapped differently). Never let it move match past our log.
+      this.logger.warn(`${this.id} ignored an ack for index ${m.index} from ${m.from}: beyond our last index ${this.raftLog.lastIndex()}`);
+      return;
+    }
     const wasPaused = pr.isPaused();
     if (!pr.maybeUpdate(m.index)) {
       // A duplicate or stale ack; in Probe it still tells us the follower is listening.
