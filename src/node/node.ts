@@ -70,7 +70,6 @@ export class Node implements TransportHandler {
   private stopped = false;
   private pendingProposals = 0;
   private readonly creating = new Set<number>();
-  private lastReadSweepMs = 0;
   private fatal: Error | undefined;
   /** Peer addresses learned from applied membership changes (persisted). */
   private readonly learnedAddresses = new Map<number, string>();
@@ -290,11 +289,13 @@ export class Node implements TransportHandler {
   private tick(): void {
     if (this.stopped) return;
     const now = Date.now();
+    // A read round normally completes in one round trip; one that takes an election timeout lost
+    // a message (or the leader), so it is asked again.
+    const retryMs = (this.opts.tickMs ?? 100) * (this.opts.electionTicks ?? 10);
     for (const r of this.replicas.values()) {
       r.rawNode.tick();
-      if (now - this.lastReadSweepMs > 1000) r.expireReads(now, 30_000);
+      r.retryStalledReads(now, retryMs);
     }
-    if (now - this.lastReadSweepMs > 1000) this.lastReadSweepMs = now;
     this.schedule();
   }
 

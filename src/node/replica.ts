@@ -44,19 +44,33 @@ interface ProposalWaiter {
   readonly reject: (e: Error) => void;
 }
 
-interface ReadWaiter {
-  /** Set once the read index is known. */
-  index?: number;
-  /** When the read was asked (ms since epoch): a read whose answer never came is dropped eventually. */
-  readonly startedAtMs: number;
+interface ReadCaller {
   readonly resolve: (appliedIndex: number) => void;
   readonly reject: (e: Error) => void;
+}
+
+/**
+ * One ReadIndex request to Raft on behalf of every caller that arrived before it was issued
+ * (read batching, as etcd does): one heartbeat round confirms leadership for all of them.
+ */
+interface ReadRound {
+  readonly ctx: string;
+  readonly callers: readonly ReadCaller[];
+  /** When the round was issued (ms since epoch): a round whose answer never came is dropped eventually. */
+  readonly startedAtMs: number;
+  /** Set once the read index is known. */
+  index?: number;
 }
 
 export class Replica {
   readonly rawNode: RawNode;
   private readonly proposals = new Map<number, ProposalWaiter>();
-  private readonly reads = new Map<string, ReadWaiter>();
+  /** Callers waiting for the next round (they arrived after the current one was issued). */
+  private queuedReads: ReadCaller[] = [];
+  /** Rounds issued and not yet released, by context. */
+  private readonly readRounds = new Map<string, ReadRound>();
+  /** The round whose read index has not arrived yet; at most one at a time. */
+  private roundInFlight: ReadRound | undefined;
   private readSeq = 0;
   private readonly incarnation = randomBytes(6).toString('hex');
   appliedIndex: number;
@@ -114,12 +128,37 @@ export class Replica {
    * is safe to read local state.
    */
   readBarrier(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.queuedReads.push({ resolve, reject });
+      this.maybeStartReadRound();
+    });
+  }
+
+  /**
+   * Issues one ReadIndex for every queued caller, unless a round is in flight: callers that came
+   * after a round was issued must wait for the next one (its index is taken after they arrived).
+   */
+  private maybeStartReadRound(): void {
+    if (this.roundInFlight || this.queuedReads.length === 0) return;
+    const callers = this.queuedReads;
+    this.queuedReads = [];
     // Unique across restarts too: a leader ignores a context it already has pending.
     const ctx = `${this.config.nodeId}:${this.incarnation}:${++this.readSeq}`;
-    this.rawNode.readIndex(Buffer.from(ctx)); // throws NotLeaderError when no leader is known
-    return new Promise((resolve, reject) => {
-      this.reads.set(ctx, { resolve, reject, startedAtMs: Date.now() });
-    });
+    try {
+      this.rawNode.readIndex(Buffer.from(ctx)); // throws NotLeaderError when no leader is known
+    } catch (err) {
+      for (const c of callers) c.reject(err as Error);
+      return;
+    }
+    const round: ReadRound = { ctx, callers, startedAtMs: Date.now() };
+    this.readRounds.set(ctx, round);
+    this.roundInFlight = round;
+  }
+
+  private endRound(round: ReadRound, err: Error | undefined): void {
+    this.readRounds.delete(round.ctx);
+    if (this.roundInFlight === round) this.roundInFlight = undefined;
+    if (err) for (const c of round.callers) c.reject(err);
   }
 
   /** Stages what the Ready says to persist. */
@@ -173,58 +212,50 @@ export class Replica {
   /** After the Ready's batches are written: release reads and drop dead waiters. */
   afterReady(rd: Ready): void {
     for (const rs of rd.readStates) {
-      const w = this.reads.get(Buffer.from(rs.requestContext).toString());
-      if (w) w.index = rs.index;
+      const round = this.readRounds.get(Buffer.from(rs.requestContext).toString());
+      if (!round) continue;
+      round.index = rs.index;
+      if (this.roundInFlight === round) this.roundInFlight = undefined;
     }
     for (const ctx of rd.droppedReads) {
-      const key = Buffer.from(ctx).toString();
-      const w = this.reads.get(key);
-      if (w) {
-        this.reads.delete(key);
-        w.reject(new ReadIndexDroppedError(this.rangeId));
-      }
+      const round = this.readRounds.get(Buffer.from(ctx).toString());
+      if (round) this.endRound(round, new ReadIndexDroppedError(this.rangeId));
+    }
+    if (rd.softState && rd.softState.state !== StateType.Leader && rd.softState.leader === 0) {
+      // A round forwarded to a leader we lost contact with may never be answered.
+      if (this.roundInFlight) this.endRound(this.roundInFlight, new NotLeaderError(0, this.rawNode.status().term));
     }
     this.releaseReads();
-    if (rd.softState && rd.softState.state !== StateType.Leader) {
-      // Reads forwarded to a leader we lost contact with may never be answered.
-      if (rd.softState.leader === 0) this.failPendingReads(new NotLeaderError(0, this.rawNode.status().term));
-    }
+    this.maybeStartReadRound();
   }
 
   private releaseReads(): void {
-    for (const [ctx, w] of this.reads) {
-      if (w.index !== undefined && this.appliedIndex >= w.index) {
-        this.reads.delete(ctx);
-        w.resolve(this.appliedIndex);
+    for (const round of this.readRounds.values()) {
+      if (round.index !== undefined && this.appliedIndex >= round.index) {
+        this.endRound(round, undefined);
+        for (const c of round.callers) c.resolve(this.appliedIndex);
       }
     }
   }
 
   /** Number of reads waiting (for bounds and status). */
   pendingReads(): number {
-    return this.reads.size;
+    let n = this.queuedReads.length;
+    for (const r of this.readRounds.values()) n += r.callers.length;
+    return n;
   }
 
   /**
-   * Fails reads older than `maxAgeMs` whose read index never arrived (the request or its answer
-   * was lost on the way to or from the leader); their callers have long given up.
+   * Re-issues a round whose read index has not arrived within `retryAfterMs` (the request or its
+   * answer was lost on the way to or from the leader). Its callers keep waiting: any read index
+   * taken later is still after they arrived. Their own deadlines bound the wait.
    */
-  expireReads(nowMs: number, maxAgeMs: number): void {
-    for (const [ctx, w] of this.reads) {
-      if (w.index === undefined && nowMs - w.startedAtMs > maxAgeMs) {
-        this.reads.delete(ctx);
-        w.reject(new ReadIndexDroppedError(this.rangeId));
-      }
-    }
-  }
-
-  private failPendingReads(err: Error): void {
-    for (const [ctx, w] of this.reads) {
-      if (w.index === undefined) {
-        this.reads.delete(ctx);
-        w.reject(err);
-      }
-    }
+  retryStalledReads(nowMs: number, retryAfterMs: number): void {
+    const r = this.roundInFlight;
+    if (!r || nowMs - r.startedAtMs <= retryAfterMs) return;
+    this.endRound(r, undefined);
+    this.queuedReads = [...r.callers, ...this.queuedReads];
+    this.maybeStartReadRound();
   }
 
   private failProposalsUpTo(index: number): void {
@@ -254,7 +285,8 @@ export class Replica {
   close(err: Error): void {
     for (const w of this.proposals.values()) w.reject(err);
     this.proposals.clear();
-    for (const w of this.reads.values()) w.reject(err);
-    this.reads.clear();
+    for (const r of [...this.readRounds.values()]) this.endRound(r, err);
+    for (const c of this.queuedReads) c.reject(err);
+    this.queuedReads = [];
   }
 }

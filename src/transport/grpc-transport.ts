@@ -1,34 +1,40 @@
 // The gRPC implementation of the Transport seam (the internal rangekv.v1.Raft service).
 //
 // Sending. One long-lived client stream (SendMessages) per destination node, opened lazily on the
-// first flush that has something for that node. flush() turns everything queued for a node since
-// the last flush into RaftMessageBatches of at most maxBatchBytes (estimated upper bound of the
-// encoded size) and writes them in order. Snap messages do not ride the stream: each goes through
-// its own SendSnapshot call, in chunks, on a channel of its own (a separate TCP connection, so a
-// large snapshot never holds up heartbeats behind it).
+// first flush that has something for that node, on a channel of its own. flush() turns everything
+// queued for a node since the last flush into RaftMessageBatches of at most maxBatchBytes
+// (estimated upper bound of the encoded size) and writes them in order. Snap messages do not ride
+// the stream: each goes through its own SendSnapshot call, in chunks, on a channel of its own (a
+// separate TCP connection, so a large snapshot never holds up heartbeats behind it).
 //
 // Back-pressure: when the stream's write() returns false, further batches wait in a per-peer
-// queue until 'drain'; past maxQueuedBatchesPerPeer waiting batches, a new batch is dropped and
-// reported with handler.unreachable (Raft resends what it needs).
+// queue until 'drain' (coalesced into full batches meanwhile); past maxQueuedBatchesPerPeer
+// waiting batches, a new batch is dropped and reported with handler.unreachable (Raft resends
+// what it needs). Memory per peer is bounded by (16 batches in the gRPC stream's buffer +
+// maxQueuedBatchesPerPeer) x maxBatchBytes.
 //
 // Failures. A batch counts as sent once gRPC has handed it to the HTTP/2 connection (its write
-// callback ran). When a stream ends with an error, the batches not sent yet, and those waiting for
-// 'drain', are reported with handler.unreachable; the channel is closed and the next flush opens a
-// fresh one, but not before an exponential backoff has passed: flushes during the backoff report
-// their messages unreachable at once. A batch already handed to a connection that then broke is
-// lost without a report; Raft recovers it like any lost message. unreachable() is a hint, not an
-// acknowledgement protocol. Problems are logged at most once per peer per
-// unreachableLogIntervalMs (with a count of what was suppressed).
+// callback ran); an OK status at the end of a stream means the peer read all of it. When a stream
+// ends with an error, the batches not sent yet, and those waiting for 'drain', are reported with
+// handler.unreachable; the channel is closed, and the next flush opens a fresh one, but not before
+// an exponential backoff (with jitter) has passed: flushes during the backoff report their
+// messages unreachable at once. Nothing reconnects on a timer. A batch already handed to a
+// connection that then broke is lost without a report; Raft recovers it like any lost message:
+// unreachable() is a hint, not an acknowledgement protocol. Keepalive pings turn a silent peer
+// into a failed stream. Problems are logged at most once per peer per unreachableLogIntervalMs
+// (with a count of what was suppressed).
 //
 // The handler is never called from inside send() or flush(): reports of unreachable peers found
 // during a flush are delivered from a later macrotask.
 //
 // Receiving. The service is added to the server the owner gives us (the owner binds, starts and
-// shuts it down; the same server carries the KV and Admin services). Each incoming batch must
+// shuts it down; the same server carries the KV and Admin services; create it with
+// raftServerOptions() so that its receive limit admits a full batch). Each incoming batch must
 // carry our cluster id and our node id, otherwise the stream ends with FAILED_PRECONDITION and a
 // warning is logged. SendSnapshot streams are reassembled in memory up to maxSnapshotBytes.
 // SnapshotChunk has no cluster id field, so both calls also carry the cluster id and the node ids
 // in request metadata (see CLUSTER_ID_METADATA_KEY), which the receiver checks for snapshots.
+// stop() ends incoming streams (UNAVAILABLE) so that the owner's server can shut down gracefully.
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -165,11 +171,13 @@ export function raftServerOptions(
 
 /** A Raft message batch on its way to one peer, with the messages it carries (for reporting). */
 interface OutgoingBatch {
-  readonly wire: RaftMessageBatchWire;
-  readonly messages: readonly RangeMessage[];
+  readonly wires: RaftMessageWire[];
+  readonly messages: RangeMessage[];
+  /** Estimated encoded size, envelope included. */
+  bytes: number;
 }
 
-/** One SendMessages call to a peer. */
+/** One SendMessages call to a peer, on a channel of its own (closed with the call). */
 class OutgoingStream {
   call: grpc.ClientWritableStream<RaftMessageBatchWire> | undefined;
   /** Written batches whose write callback has not run yet: not known to have left. */
@@ -184,7 +192,11 @@ class OutgoingStream {
   ended: Promise<void>;
   private resolveEnded!: () => void;
 
-  constructor(readonly openedAtMs: number) {
+  constructor(
+    readonly client: grpc.Client,
+    readonly address: string,
+    readonly openedAtMs: number,
+  ) {
     this.ended = new Promise((resolve) => {
       this.resolveEnded = resolve;
     });
@@ -203,9 +215,10 @@ interface OutgoingSnapshot {
 
 /** Per-destination state. */
 class PeerLink {
-  address: string | undefined;
-  client: grpc.Client | undefined;
+  /** The current stream. */
   stream: OutgoingStream | undefined;
+  /** Streams ended gracefully after an address change, until their status arrives. */
+  readonly retiring = new Set<OutgoingStream>();
   /** Current backoff, 0 when the last stream did not fail. */
   backoffMs = 0;
   /** No new stream before this time (Date.now() ms). */
@@ -227,6 +240,14 @@ class RateLimitedLog {
   ) {}
 
   warn(key: string, fields: Record<string, unknown>, msg: string): void {
+    this.write('warn', key, fields, msg);
+  }
+
+  error(key: string, fields: Record<string, unknown>, msg: string): void {
+    this.write('error', key, fields, msg);
+  }
+
+  private write(level: 'warn' | 'error', key: string, fields: Record<string, unknown>, msg: string): void {
     const now = Date.now();
     const entry = this.last.get(key);
     if (entry && now - entry.atMs < this.intervalMs) {
@@ -234,7 +255,7 @@ class RateLimitedLog {
       return;
     }
     if (!entry && this.last.size >= RateLimitedLog.MAX_KEYS) this.last.clear();
-    this.log.warn({ ...fields, suppressed: entry?.suppressed ?? 0 }, msg);
+    this.log[level]({ ...fields, suppressed: entry?.suppressed ?? 0 }, msg);
     this.last.set(key, { atMs: now, suppressed: 0 });
   }
 
@@ -361,9 +382,11 @@ export class GrpcTransport implements Transport {
       if (timer) clearTimeout(timer);
     }
     for (const link of this.links.values()) {
-      link.stream?.call?.cancel();
-      link.client?.close();
-      link.client = undefined;
+      for (const stream of [link.stream, ...link.retiring]) {
+        if (!stream) continue;
+        stream.call?.cancel();
+        stream.client.close();
+      }
       for (const s of link.snapshots) s.client.close();
     }
     this.links.clear();
@@ -427,7 +450,7 @@ export class GrpcTransport implements Transport {
     let bytes = BATCH_ENVELOPE_BYTES;
     const cut = (): void => {
       if (wires.length === 0) return;
-      batches.push({ wire: encodeBatch(this.opts.nodeId, to, this.opts.clusterId, wires), messages: carried });
+      batches.push({ wires, messages: carried, bytes });
       wires = [];
       carried = [];
       bytes = BATCH_ENVELOPE_BYTES;
@@ -435,7 +458,8 @@ export class GrpcTransport implements Transport {
     for (const rm of msgs) {
       const size = estimateEncodedBytes(rm.message);
       if (size + BATCH_ENVELOPE_BYTES > this.wireLimitBytes) {
-        this.log.error(
+        this.problems.error(
+          `oversized:${to}`,
           { peer: to, rangeId: rm.rangeId, type: rm.message.type, estimatedBytes: size, limitBytes: this.wireLimitBytes },
           'raft message larger than the transport carries: dropped (lower raft maxSizePerMsgBytes or raise maxBatchBytes)',
         );
@@ -446,7 +470,7 @@ export class GrpcTransport implements Transport {
       try {
         wire = encodeRaftMessage(rm);
       } catch (err) {
-        this.log.error({ err, peer: to, rangeId: rm.rangeId, type: rm.message.type }, 'raft message cannot be encoded: dropped');
+        this.problems.error(`encode:${to}`, { err, peer: to, rangeId: rm.rangeId, type: rm.message.type }, 'raft message cannot be encoded: dropped');
         this.reportUnreachable(to, [rm]);
         continue;
       }
@@ -462,6 +486,14 @@ export class GrpcTransport implements Transport {
   private enqueue(link: PeerLink, stream: OutgoingStream, batch: OutgoingBatch): void {
     if (!stream.blocked) {
       this.write(link, stream, batch);
+      return;
+    }
+    // While the peer is slow, what waits is coalesced into full batches: fewer, larger writes.
+    const last = stream.waiting[stream.waiting.length - 1];
+    if (last && last.bytes + batch.bytes - BATCH_ENVELOPE_BYTES <= this.opts.maxBatchBytes) {
+      last.wires.push(...batch.wires);
+      last.messages.push(...batch.messages);
+      last.bytes += batch.bytes - BATCH_ENVELOPE_BYTES;
       return;
     }
     if (stream.waiting.length >= this.opts.maxQueuedBatchesPerPeer) {
@@ -484,12 +516,13 @@ export class GrpcTransport implements Transport {
     }
     const seq = stream.nextSeq++;
     stream.unsent.set(seq, batch.messages);
-    const more = call.write(batch.wire, (err: Error | null | undefined) => {
+    const wire = encodeBatch(this.opts.nodeId, link.nodeId, this.opts.clusterId, batch.wires);
+    const more = call.write(wire, (err: Error | null | undefined) => {
       if (err) return; // the stream's callback reports what was not sent
       stream.unsent.delete(seq);
       if (!stream.carried) {
         stream.carried = true;
-        if (this.problems.clear(`peer:${link.nodeId}`)) this.log.info({ peer: link.nodeId, address: link.address }, 'raft peer reachable again');
+        if (this.problems.clear(`peer:${link.nodeId}`)) this.log.info({ peer: link.nodeId, address: stream.address }, 'raft peer reachable again');
       }
     });
     if (!more) stream.blocked = true;
@@ -505,34 +538,19 @@ export class GrpcTransport implements Transport {
     }
   }
 
-  /** The peer's address, or undefined (logged, rate-limited) when it is unknown. */
+  /** The peer's address, or undefined when it is unknown. */
   private addressOf(link: PeerLink): string | undefined {
-    let address: string | undefined;
     try {
-      address = this.resolveAddress(link.nodeId);
+      const address = this.resolveAddress(link.nodeId);
+      return address === '' ? undefined : address;
     } catch (err) {
-      this.log.error({ err, peer: link.nodeId }, 'resolveAddress threw');
-    }
-    if (address === undefined || address === '') {
-      this.problems.warn(`peer:${link.nodeId}`, { peer: link.nodeId }, 'raft peer has no known address: messages dropped');
+      this.problems.warn(`resolve:${link.nodeId}`, { err, peer: link.nodeId }, 'resolveAddress threw');
       return undefined;
     }
-    return address;
   }
 
-  /** The client of the peer's current address, created when needed; undefined when the address is unknown. */
-  private clientFor(link: PeerLink): grpc.Client | undefined {
-    const address = this.addressOf(link);
-    if (address === undefined) return undefined;
-    if (link.client && link.address !== address) {
-      link.client.close();
-      link.client = undefined;
-    }
-    if (!link.client) {
-      link.client = new grpc.Client(address, grpc.credentials.createInsecure(), this.channelOptions);
-      link.address = address;
-    }
-    return link.client;
+  private warnNoAddress(nodeId: number): void {
+    this.problems.warn(`peer:${nodeId}`, { peer: nodeId }, 'raft peer has no known address: messages dropped');
   }
 
   private callMetadata(toNode: number): grpc.Metadata {
@@ -543,12 +561,26 @@ export class GrpcTransport implements Transport {
     return md;
   }
 
+  /**
+   * The stream to the peer's current address, opened when needed; undefined when the address is
+   * unknown. A stream to an address the peer no longer has is ended gracefully (what it carries
+   * still arrives) and replaced.
+   */
   private ensureStream(link: PeerLink): OutgoingStream | undefined {
-    if (link.stream && !link.stream.closed) return link.stream;
-    const client = this.clientFor(link);
-    if (!client) return undefined;
+    const address = this.addressOf(link);
+    const current = link.stream;
+    if (current && !current.closed) {
+      if (current.address === address || address === undefined) return current;
+      this.log.info({ peer: link.nodeId, from: current.address, to: address }, 'raft peer address changed: reconnecting');
+      this.retire(link, current);
+    }
+    if (address === undefined) {
+      this.warnNoAddress(link.nodeId);
+      return undefined;
+    }
+    const client = new grpc.Client(address, grpc.credentials.createInsecure(), this.channelOptions);
     const method = this.service.SendMessages;
-    const stream = new OutgoingStream(Date.now());
+    const stream = new OutgoingStream(client, address, Date.now());
     // Current before the call exists: if gRPC reported the end synchronously, onStreamClosed
     // would find it and unset it.
     link.stream = stream;
@@ -567,24 +599,37 @@ export class GrpcTransport implements Transport {
     return stream;
   }
 
+  /** Ends a stream gracefully; it is no longer the peer's current stream. */
+  private retire(link: PeerLink, stream: OutgoingStream): void {
+    if (link.stream === stream) link.stream = undefined;
+    link.retiring.add(stream);
+    const waiting = stream.waiting.splice(0).flatMap((b) => b.messages);
+    this.reportUnreachable(link.nodeId, waiting);
+    stream.call?.end();
+  }
+
   private onStreamClosed(link: PeerLink, stream: OutgoingStream, err: grpc.ServiceError | null): void {
     if (stream.closed) return;
     stream.closed = true;
     stream.markEnded();
-    if (link.stream === stream) link.stream = undefined;
+    stream.client.close();
+    link.retiring.delete(stream);
+    const wasCurrent = link.stream === stream;
+    if (wasCurrent) link.stream = undefined;
+    // An OK status means the peer read the stream to its end: everything written arrived.
     const lost: RangeMessage[] = [];
-    for (const msgs of stream.unsent.values()) lost.push(...msgs);
+    if (err !== null) for (const msgs of stream.unsent.values()) lost.push(...msgs);
     for (const b of stream.waiting) lost.push(...b.messages);
     stream.unsent.clear();
     stream.waiting.length = 0;
     if (this.stopped) return;
     this.reportUnreachable(link.nodeId, lost);
+    if (!wasCurrent || err === null) return;
 
-    // A fresh channel next time: it connects at once instead of waiting out gRPC's own backoff.
-    link.client?.close();
-    link.client = undefined;
+    // The next stream gets a fresh channel (this one is closed): it connects at once, after our
+    // own backoff rather than gRPC's.
     const now = Date.now();
-    const refused = err !== null && (err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.INVALID_ARGUMENT);
+    const refused = err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.INVALID_ARGUMENT;
     const healthy = stream.carried && now - stream.openedAtMs >= this.opts.reconnectBackoffMaxMs;
     if (refused) link.backoffMs = this.opts.reconnectBackoffMaxMs;
     else if (healthy || link.backoffMs === 0) link.backoffMs = this.opts.reconnectBackoffInitialMs;
@@ -595,9 +640,9 @@ export class GrpcTransport implements Transport {
       `peer:${link.nodeId}`,
       {
         peer: link.nodeId,
-        address: link.address,
-        code: err?.code ?? grpc.status.OK,
-        details: err?.details ?? 'stream ended by the peer',
+        address: stream.address,
+        code: err.code,
+        details: err.details,
         lostMessages: lost.length,
         retryInMs: link.retryAtMs - now,
       },
@@ -630,6 +675,7 @@ export class GrpcTransport implements Transport {
     }
     const address = this.addressOf(link);
     if (address === undefined) {
+      this.warnNoAddress(to);
       this.reportUnreachable(to, [rm]);
       return;
     }

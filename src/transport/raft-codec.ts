@@ -121,9 +121,9 @@ export function encodeBatch(
   fromNodeId: number,
   toNodeId: number,
   clusterId: string,
-  messages: readonly RaftMessageWire[],
+  messages: RaftMessageWire[],
 ): RaftMessageBatchWire {
-  return { fromNodeId, toNodeId, clusterId, messages: [...messages] };
+  return { fromNodeId, toNodeId, clusterId, messages };
 }
 
 // ---------------------------------------------------------------------------------------------
