@@ -89,11 +89,17 @@ export class KvService {
   private readonly node: Node;
   private readonly chunkKeys: number;
   private readonly chunkBytes: number;
+  private inflightCalls = 0;
 
   constructor(private readonly o: KvServiceOptions) {
     this.node = o.node;
     this.chunkKeys = o.scanChunkKeys ?? 256;
     this.chunkBytes = o.scanChunkBytes ?? 1024 * 1024;
+  }
+
+  /** Requests being served (a shutting-down server waits for them to drain). */
+  inflight(): number {
+    return this.inflightCalls;
   }
 
   /** Adds the KV service to a gRPC server. */
@@ -105,7 +111,8 @@ export class KvService {
       compareAndSwap: this.unary((req: CompareAndSwapRequestMsg) => this.cas(req)),
       batch: this.unary((req: BatchRequestMsg) => this.batch(req)),
       scan: (call: grpc.ServerWritableStream<ScanRequestMsg | MalformedRequest, unknown>) => {
-        void this.scan(call);
+        this.inflightCalls++;
+        void this.scan(call).finally(() => this.inflightCalls--);
       },
     });
   }
@@ -122,14 +129,17 @@ export class KvService {
         callback({ code: grpc.status.INVALID_ARGUMENT, details: req.malformed });
         return;
       }
-      this.withDeadline(call.getDeadline(), handler(req)).then(
-        (res) => callback(null, res),
-        (err: unknown) => {
-          const mapped = this.mapError(err);
-          if (mapped.response) callback(null, mapped.response);
-          else callback({ code: mapped.status, details: mapped.message });
-        },
-      );
+      this.inflightCalls++;
+      this.withDeadline(call.getDeadline(), handler(req))
+        .finally(() => this.inflightCalls--)
+        .then(
+          (res) => callback(null, res),
+          (err: unknown) => {
+            const mapped = this.mapError(err);
+            if (mapped.response) callback(null, mapped.response);
+            else callback({ code: mapped.status, details: mapped.message });
+          },
+        );
     };
   }
 

@@ -1,36 +1,24 @@
-// Loads the public protos (proto/rangekv/v1) for the API services. The proto directory is found
-// by walking up from this file, so it works from src/ (ts-jest) and from dist/src (built).
+// Loads the public protos (proto/rangekv/v1) for the API services, with the transport's loader
+// (src/transport/proto.ts finds proto/ from src/ and from dist/src alike).
 
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { PROTO_LOADER_OPTIONS, findProtoRoot } from '../transport/proto';
 
+/** The repository's proto/ directory. */
 export function protoDir(): string {
-  let dir = __dirname;
-  for (;;) {
-    if (existsSync(join(dir, 'proto', 'rangekv', 'v1', 'kv.proto'))) return join(dir, 'proto');
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cannot find proto/rangekv/v1/kv.proto above ${__dirname}`);
-    dir = parent;
-  }
+  return findProtoRoot();
 }
 
-export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: false,
-  longs: Number,
-  enums: Number,
-  bytes: Buffer,
-  defaults: true,
-  oneofs: true,
-};
+/** The transport's loader options, with enums as numbers (the API validates enum values itself). */
+const API_LOADER_OPTIONS: protoLoader.Options = { ...PROTO_LOADER_OPTIONS, enums: Number };
 
 let cached: protoLoader.PackageDefinition | undefined;
 
 /** The package definition of the KV and Admin services. */
 export function apiPackageDefinition(): protoLoader.PackageDefinition {
   cached ??= protoLoader.loadSync(['rangekv/v1/kv.proto', 'rangekv/v1/admin.proto'], {
-    ...PROTO_LOADER_OPTIONS,
+    ...API_LOADER_OPTIONS,
     includeDirs: [protoDir()],
   });
   return cached;

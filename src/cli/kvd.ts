@@ -152,12 +152,13 @@ async function main(argv: string[]): Promise<void> {
     throw err;
   }
 
-  new KvService({
+  const kv = new KvService({
     node,
     addresses: (id) => node.addressOf(id),
     limits: { ...DEFAULT_LIMITS, maxValueBytes: o.maxValueBytes },
     logger: log.child({ layer: 'api' }),
-  }).register(server);
+  });
+  kv.register(server);
   new AdminService({ node, clusterId: o.clusterId, logger: log.child({ layer: 'admin' }) }).register(server);
 
   await new Promise<void>((resolve, reject) => {
@@ -172,21 +173,30 @@ async function main(argv: string[]): Promise<void> {
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down: draining in-flight requests');
-    const force = setTimeout(() => server.forceShutdown(), 5000);
-    server.tryShutdown(() => {
-      clearTimeout(force);
-      node
-        .stop()
-        .then(() => {
-          log.info('stopped');
-          process.exit(0);
-        })
-        .catch((err: unknown) => {
-          log.error({ err }, 'error while stopping');
-          process.exit(1);
-        });
-    });
+    log.info({ signal, inflight: kv.inflight() }, 'shutting down: draining in-flight requests');
+    const force = setTimeout(() => {
+      log.warn('shutdown took over 10 s: forcing');
+      server.forceShutdown();
+    }, 10_000);
+    // 1. No new calls. In-flight KV calls still need Raft (and so the transport) to finish.
+    const closed = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    const drained = (async () => {
+      const deadline = Date.now() + 5_000;
+      while (kv.inflight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    })();
+    drained
+      // 2. Stop the node: this ends the transport's streams, which lets tryShutdown complete.
+      .then(() => node.stop())
+      .then(() => closed)
+      .then(() => {
+        clearTimeout(force);
+        log.info('stopped');
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      });
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
