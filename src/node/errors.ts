@@ -55,3 +55,21 @@ export class ServerBusyError extends NodeError {
     super(`server busy: ${reason}`);
   }
 }
+
+/** The replica is installing a snapshot: its data is being replaced; retry shortly. */
+export class SnapshotInstallingError extends NodeError {
+  readonly code = 'SNAPSHOT_INSTALLING';
+  readonly definite = true;
+  constructor(readonly rangeId: number) {
+    super(`range ${rangeId} is installing a snapshot on this node; retry shortly`);
+  }
+}
+
+/** A snapshot payload was asked for a snapshot this node cannot stream (it is being replaced). */
+export class SnapshotUnavailableError extends NodeError {
+  readonly code = 'SNAPSHOT_UNAVAILABLE';
+  readonly definite = true;
+  constructor(readonly rangeId: number, readonly index: number) {
+    super(`range ${rangeId}: no readable snapshot at index ${index} on this node (a fresh one is being prepared)`);
+  }
+}

@@ -13,7 +13,8 @@
 
 import { Engine, WriteBatch } from '../storage';
 import { readU64, writeU64 } from '../storage/keys';
-import { PREFIX_SESSION, dataKey, dataKeyRange, sessionKey, sessionKeyRange, sessionResultKey, userKeyOf } from '../storage/keys';
+import { dataKey, dataKeyRange, sessionKey, sessionKeyRange, sessionResultKey, userKeyOf } from '../storage/keys';
+import { SnapshotInstallingError } from './errors';
 import {
   Command,
   CommandResult,
@@ -119,20 +120,27 @@ export class KvStateMachine {
     return this.sessions.size;
   }
 
+  private checkReadable(): void {
+    if (this.installing) throw new SnapshotInstallingError(this.rangeId);
+  }
+
   /** Reads a key's current applied value (outside of apply). */
   async get(key: Uint8Array): Promise<StoredValue | undefined> {
+    this.checkReadable();
     const raw = await this.engine.db.get(dataKey(key));
     return raw === undefined ? undefined : decodeValue(raw);
   }
 
   /** Iterates applied keys in [start, end) within the range, in order, up to `limit` (0 = all). */
   async *scan(start: Uint8Array, end: Uint8Array, limit: number): AsyncGenerator<{ key: Buffer } & StoredValue> {
+    this.checkReadable();
     const lo = Buffer.compare(start, this.bounds.start) > 0 ? start : this.bounds.start;
     let hi = end;
     if (this.bounds.end.length > 0 && (hi.length === 0 || Buffer.compare(hi, this.bounds.end) > 0)) hi = this.bounds.end;
     const range = dataKeyRange(lo, hi);
     let n = 0;
     for await (const [k, v] of this.engine.db.iterator({ ...range, limit: limit > 0 ? limit : -1 })) {
+      this.checkReadable();
       yield { key: Buffer.from(userKeyOf(k)), ...decodeValue(v) };
       if (limit > 0 && ++n >= limit) return;
     }
@@ -262,52 +270,16 @@ export class KvStateMachine {
   }
 
   /**
-   * The range's applied state (its user data and client sessions) as one blob: a sequence of
-   * [keyLen u32][key][valueLen u32][value] records of raw database keys. Call it when the database
-   * holds exactly the applied state (no staged, unwritten batch).
-   * TODO(snapshots): stream in chunks from a LevelDB snapshot for ranges larger than memory.
+   * While a snapshot is being installed the range's live data is being replaced: reads must not
+   * look at it (they are refused with SnapshotInstallingError and retried by clients).
    */
-  async snapshotData(): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    const add = (k: Buffer, v: Buffer): void => {
-      const h = Buffer.allocUnsafe(4);
-      h.writeUInt32BE(k.length, 0);
-      const h2 = Buffer.allocUnsafe(4);
-      h2.writeUInt32BE(v.length, 0);
-      parts.push(h, k, h2, v);
-    };
-    for await (const [k, v] of this.engine.db.iterator(dataKeyRange(this.bounds.start, this.bounds.end))) add(k, v);
-    for await (const [k, v] of this.engine.db.iterator(sessionKeyRange(this.rangeId))) add(k, v);
-    return Buffer.concat(parts);
-  }
+  installing = false;
 
-  /**
-   * Replaces the range's applied state with a snapshot blob, staged into `batch` (so it lands
-   * atomically with the raft snapshot record and the apply state).
-   */
-  async restoreSnapshot(batch: WriteBatch, data: Uint8Array): Promise<void> {
-    for await (const k of this.engine.db.keys(dataKeyRange(this.bounds.start, this.bounds.end))) batch.del(k);
-    for await (const k of this.engine.db.keys(sessionKeyRange(this.rangeId))) batch.del(k);
+  /** Replaces the in-memory sessions with those of an installed snapshot. */
+  resetSessions(records: ReadonlyArray<[Buffer, Buffer]>): void {
     this.sessions.clear();
     this.overlay = new Map();
-    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    let o = 0;
-    const take = (): Buffer => {
-      if (o + 4 > buf.length) throw new RangeError(`snapshot data truncated at byte ${o}`);
-      const n = buf.readUInt32BE(o);
-      o += 4;
-      if (o + n > buf.length) throw new RangeError(`snapshot data truncated at byte ${o}`);
-      const out = buf.subarray(o, o + n);
-      o += n;
-      return out;
-    };
-    while (o < buf.length) {
-      const k = Buffer.from(take());
-      const v = Buffer.from(take());
-      batch.put(k, v);
-      if (k[0] === PREFIX_SESSION) this.loadSessionRecord(k, v);
-      else this.overlay.set(k.toString('hex'), v);
-    }
+    for (const [k, v] of records) this.loadSessionRecord(k, v);
   }
 
   private loadSessionRecord(key: Uint8Array, value: Buffer): void {

@@ -11,10 +11,11 @@
 // loses it re-applies the same entries (the applied index moves atomically with the data).
 
 import type { Logger } from 'pino';
-import { ConfChange, ConfChangeType, ConfState, RaftLogger, bootstrapState } from '../raft';
+import { ConfChange, ConfChangeType, ConfState, Message, RaftLogger, bootstrapState } from '../raft';
 import { CorruptDataError, Engine, RaftLogStorage, WriteBatch } from '../storage';
 import { peerAddressKey, peerAddressKeyRange, rangeDescriptorKey, rangeDescriptorKeyRange, readU64 } from '../storage/keys';
-import type { RangeMessage, Transport, TransportHandler } from '../transport';
+import type { RangeMessage, SnapshotSink, Transport, TransportHandler } from '../transport';
+import { StagingSink, recoverSnapshotInstall } from './snapshot';
 import { MessageType } from '../raft';
 import { Command, CommandResult } from './command';
 import { NodeStoppedError, RangeNotFoundError, ServerBusyError } from './errors';
@@ -49,6 +50,8 @@ export interface NodeOptions {
   readonly snapshotEveryEntries?: number;
   /** Entries kept in the log behind a snapshot. Default 1,000. */
   readonly compactionSlackEntries?: number;
+  /** Bytes per streamed snapshot payload chunk. Default 1 MiB. */
+  readonly snapshotChunkBytes?: number;
   /** Proposals waiting on this node before it answers ServerBusy. Default 10,000. */
   readonly maxPendingProposals?: number;
   /** Addresses known from configuration (e.g. --initial-cluster); learned addresses add to them. */
@@ -69,7 +72,8 @@ export class Node implements TransportHandler {
   private loopIdle: Promise<void> = Promise.resolve();
   private stopped = false;
   private pendingProposals = 0;
-  private readonly creating = new Set<number>();
+  /** Ranges whose replica is being created, with the messages that arrived meanwhile. */
+  private readonly creating = new Map<number, Array<{ from: number; rm: RangeMessage }>>();
   private fatal: Error | undefined;
   /** Peer addresses learned from applied membership changes (persisted). */
   private readonly learnedAddresses = new Map<number, string>();
@@ -128,16 +132,19 @@ export class Node implements TransportHandler {
       descs.push(d);
       this.log.info({ rangeId: d.rangeId, voters: this.opts.bootstrap.voters }, 'bootstrapped range');
     }
-    for (const d of descs) await this.openReplica(d);
+    for (const d of descs) await this.openReplica(d, true);
   }
 
-  private async openReplica(d: LocalRangeDescriptor): Promise<Replica> {
+  /**
+   * Opens a replica. At node start (`recover`), first finishes an interrupted snapshot install and
+   * drops stale staged payloads; a replica created on demand must keep what was just staged.
+   */
+  private async openReplica(d: LocalRangeDescriptor, recover: boolean): Promise<Replica> {
+    const bounds = { start: Buffer.from(d.startHex, 'hex'), end: Buffer.from(d.endHex, 'hex'), epochVersion: d.epochVersion };
+    const recovered = recover ? await recoverSnapshotInstall(this.engine, d.rangeId, bounds) : undefined;
+    if (recovered) this.log.warn({ rangeId: d.rangeId, index: recovered.metadata.index }, 'finished a snapshot install that a crash interrupted');
     const storage = await RaftLogStorage.load(this.engine, d.rangeId);
-    const sm = await KvStateMachine.load(this.engine, d.rangeId, {
-      start: Buffer.from(d.startHex, 'hex'),
-      end: Buffer.from(d.endHex, 'hex'),
-      epochVersion: d.epochVersion,
-    });
+    const sm = await KvStateMachine.load(this.engine, d.rangeId, bounds);
     const rlog = this.log.child({ range: d.rangeId });
     const raftLogger: RaftLogger = {
       debug: (m) => rlog.debug(m),
@@ -159,7 +166,9 @@ export class Node implements TransportHandler {
       },
       storage,
       sm,
+      this.engine,
     );
+    replica.prepareSnapshotViewAtOpen();
     this.replicas.set(d.rangeId, replica);
     rlog.info({ applied: replica.appliedIndex, lastIndex: storage.lastIndex(), conf: replica.confState }, 'replica loaded');
     return replica;
@@ -175,18 +184,18 @@ export class Node implements TransportHandler {
 
   /** Creates an empty replica for a range a leader told us about (we were added to its group). */
   private async createReplica(rangeId: number): Promise<void> {
-    if (this.replicas.has(rangeId) || this.creating.has(rangeId)) return;
-    this.creating.add(rangeId);
     try {
       // TODO(multi-range): take the bounds from the range descriptor carried by the snapshot.
       const d: LocalRangeDescriptor = { rangeId, startHex: '', endHex: '', epochVersion: 1 };
       const b = new WriteBatch();
       b.put(rangeDescriptorKey(rangeId), Buffer.from(JSON.stringify(d)));
       await this.engine.write(b);
-      await this.openReplica(d);
+      await this.openReplica(d, false);
       this.log.info({ rangeId }, 'created an empty replica: a leader added this node to the range');
     } finally {
+      const waiting = this.creating.get(rangeId) ?? [];
       this.creating.delete(rangeId);
+      for (const { from, rm } of waiting) this.receive(from, [rm]);
     }
   }
 
@@ -252,8 +261,13 @@ export class Node implements TransportHandler {
       if (!r) {
         const t = rm.message.type;
         const fromLeader = t === MessageType.App || t === MessageType.Heartbeat || t === MessageType.Snap;
-        if (fromLeader && (this.opts.createReplicasOnDemand ?? true)) {
-          // Raft resends; the message that prompted the creation may be dropped.
+        const waiting = this.creating.get(rm.rangeId);
+        if (waiting) {
+          if (waiting.length < 1024) waiting.push({ from: fromNode, rm });
+        } else if (fromLeader && (this.opts.createReplicasOnDemand ?? true)) {
+          // Messages that arrive while the replica is being created are stepped once it exists
+          // (a snapshot, in particular, is not resent until the leader hears back).
+          this.creating.set(rm.rangeId, [{ from: fromNode, rm }]);
           this.createReplica(rm.rangeId).catch((err: unknown) => this.fail(err as Error, `creating replica of range ${rm.rangeId}`));
         } else {
           this.log.debug({ rangeId: rm.rangeId, from: fromNode, type: t }, 'message for a range not hosted here');
@@ -272,6 +286,18 @@ export class Node implements TransportHandler {
       }
     }
     this.schedule();
+  }
+
+  snapshotPayload(rangeId: number, message: Message): AsyncIterable<Uint8Array> {
+    if (!message.snapshot) throw new TypeError('snapshotPayload: not a Snap message');
+    const p = this.replica(rangeId).snapshotPayload(message.snapshot, this.opts.snapshotChunkBytes ?? 1024 * 1024);
+    this.schedule(); // a fresh snapshot may be wanted
+    return p;
+  }
+
+  snapshotSink(_fromNode: number, rangeId: number, message: Message): SnapshotSink {
+    if (!message.snapshot) throw new TypeError('snapshotSink: not a Snap message');
+    return new StagingSink(this.engine, rangeId, message.snapshot.metadata.index);
   }
 
   unreachable(toNode: number, messages: readonly RangeMessage[]): void {
@@ -334,12 +360,16 @@ export class Node implements TransportHandler {
     if (this.stopped || this.fatal) return false;
     const work: Array<[Replica, ReturnType<Replica['rawNode']['ready']>]> = [];
     for (const r of this.replicas.values()) if (r.rawNode.hasReady()) work.push([r, r.rawNode.ready()]);
-    if (work.length === 0) return false;
+    if (work.length === 0) {
+      await this.maybeSnapshot();
+      return false;
+    }
 
     // 1. Persist (one synced batch for every range).
     const persist = new WriteBatch();
     for (const [r, rd] of work) await r.stagePersist(persist, rd);
     await this.engine.write(persist, { sync: true });
+    for (const [r] of work) r.afterPersist();
 
     // 2. Speak.
     for (const [r, rd] of work) {
@@ -363,15 +393,19 @@ export class Node implements TransportHandler {
       r.afterReady(rd);
     }
 
-    // 5. Log compaction, off the request path but inside the loop so the applied state is stable.
-    for (const [r] of work) {
+    await this.maybeSnapshot();
+    return true;
+  }
+
+  /** Log compaction, off the request path but inside the loop, where the database holds exactly the applied state. */
+  private async maybeSnapshot(): Promise<void> {
+    for (const r of this.replicas.values()) {
       if (!r.wantsSnapshot()) continue;
       const b = new WriteBatch();
-      await r.snapshotAndCompact(b);
+      r.snapshotAndCompact(b);
       await this.engine.write(b, { sync: true });
       this.log.info({ rangeId: r.rangeId, index: r.appliedIndex, firstIndex: r.storage.firstIndex() }, 'snapshot taken, log compacted');
     }
-    return true;
   }
 
   private fail(err: Error, where: string): void {

@@ -13,13 +13,15 @@ import {
   RawNode,
   Ready,
   SeededRng,
+  Snapshot,
   StateType,
   decodeConfChange,
 } from '../raft';
-import { RaftLogStorage, WriteBatch } from '../storage';
+import { Engine, RaftLogStorage, WriteBatch } from '../storage';
+import { DbSnapshot, installStagedSnapshot, snapshotPayload, stageInstallDone } from './snapshot';
 import { Command, CommandResult, ENTRY_KIND_KV, decodeCommand, encodeCommand } from './command';
 import { KvStateMachine } from './kv-state-machine';
-import { ProposalLostError, ReadIndexDroppedError } from './errors';
+import { ProposalLostError, ReadIndexDroppedError, SnapshotUnavailableError } from './errors';
 
 export interface ReplicaConfig {
   readonly rangeId: number;
@@ -76,10 +78,16 @@ export class Replica {
   appliedIndex: number;
   confState: ConfState;
 
+  /** The LevelDB read view that outgoing snapshot payloads stream from, and its Raft snapshot index. */
+  private snapHandle: { readonly index: number; readonly view: DbSnapshot } | undefined;
+  /** A payload was asked for a snapshot we cannot stream: prepare a fresh one. */
+  private freshSnapshotWanted = false;
+
   constructor(
     readonly config: ReplicaConfig,
     readonly storage: RaftLogStorage,
     readonly sm: KvStateMachine,
+    private readonly engine: Engine,
   ) {
     const applied = storage.appliedState();
     this.appliedIndex = applied.applied;
@@ -164,8 +172,12 @@ export class Replica {
   /** Stages what the Ready says to persist. */
   async stagePersist(batch: WriteBatch, rd: Ready): Promise<void> {
     if (rd.snapshot) {
+      // Reads stay off the live data until the batch holding the Raft snapshot is written.
+      this.sm.installing = true;
+      const installed = await installStagedSnapshot(this.engine, this.rangeId, rd.snapshot, this.sm.bounds);
       this.storage.stageApplySnapshot(batch, rd.snapshot);
-      await this.sm.restoreSnapshot(batch, rd.snapshot.data);
+      await stageInstallDone(this.engine, batch, this.rangeId, rd.snapshot.metadata.index);
+      this.sm.resetSessions(installed.sessionRecords);
       this.appliedIndex = rd.snapshot.metadata.index;
       this.confState = rd.snapshot.metadata.confState;
       // Proposals at or below the snapshot can no longer be matched to their entries.
@@ -267,24 +279,76 @@ export class Replica {
     }
   }
 
-  /** Whether the log has grown enough past the last snapshot to take a new one. */
-  wantsSnapshot(): boolean {
-    const snapIndex = this.storage.snapshot().metadata.index;
-    return this.appliedIndex - snapIndex >= this.config.snapshotEveryEntries;
+  /** The persist batch of the turn is written: an installed snapshot's data may be read. */
+  afterPersist(): void {
+    this.sm.installing = false;
   }
 
-  /** Snapshots the applied state and compacts the log, keeping some slack for lagging followers. */
-  async snapshotAndCompact(batch: WriteBatch): Promise<void> {
-    const data = await this.sm.snapshotData();
-    this.storage.stageCreateSnapshot(batch, this.appliedIndex, this.confState, data);
-    const compactTo = this.appliedIndex - this.config.compactionSlackEntries;
-    if (compactTo >= this.storage.firstIndex()) this.storage.stageCompact(batch, compactTo);
+  /** Whether to take a snapshot now: the log grew enough, or a payload was asked for one we lack. */
+  wantsSnapshot(): boolean {
+    const snapIndex = this.storage.snapshot().metadata.index;
+    return this.freshSnapshotWanted || this.appliedIndex - snapIndex >= this.config.snapshotEveryEntries;
+  }
+
+  /**
+   * Snapshots the applied state and compacts the log, keeping some slack for lagging followers.
+   * Call it only when the database holds exactly the applied state (between ready-loop turns):
+   * the payload of this snapshot will be read from a LevelDB view taken here.
+   */
+  snapshotAndCompact(batch: WriteBatch): void {
+    this.freshSnapshotWanted = false;
+    if (this.appliedIndex > this.storage.snapshot().metadata.index) {
+      this.storage.stageCreateSnapshot(batch, this.appliedIndex, this.confState, this.descriptorBytes());
+      const compactTo = this.appliedIndex - this.config.compactionSlackEntries;
+      if (compactTo >= this.storage.firstIndex()) this.storage.stageCompact(batch, compactTo);
+    }
+    this.takeSnapshotView();
+  }
+
+  /** The Raft snapshot's own data: the range descriptor (the payload travels separately). */
+  private descriptorBytes(): Buffer {
+    const b = this.sm.bounds;
+    return Buffer.from(
+      JSON.stringify({ rangeId: this.rangeId, startHex: Buffer.from(b.start).toString('hex'), endHex: Buffer.from(b.end).toString('hex'), epochVersion: b.epochVersion }),
+    );
+  }
+
+  /**
+   * At open (the database holds exactly the applied state): a view for the stored Raft snapshot
+   * if nothing was applied since, else ask the loop for a fresh snapshot.
+   */
+  prepareSnapshotViewAtOpen(): void {
+    const index = this.storage.snapshot().metadata.index;
+    if (index === 0) return;
+    if (this.appliedIndex === index) this.takeSnapshotView();
+    else this.freshSnapshotWanted = true;
+  }
+
+  /** Takes a LevelDB view for the current Raft snapshot; the previous view closes once its readers finish. */
+  takeSnapshotView(): void {
+    const index = this.storage.snapshot().metadata.index;
+    if (index === 0 || this.snapHandle?.index === index) return;
+    const old = this.snapHandle;
+    this.snapHandle = { index, view: this.engine.db.snapshot() };
+    if (old) old.view.close().catch(() => undefined);
+  }
+
+  /** The payload of the Raft snapshot `snap`, streamed from the view taken when it was created. */
+  snapshotPayload(snap: Snapshot, chunkBytes: number): AsyncIterable<Buffer> {
+    const h = this.snapHandle;
+    if (!h || h.index !== snap.metadata.index) {
+      this.freshSnapshotWanted = true;
+      throw new SnapshotUnavailableError(this.rangeId, snap.metadata.index);
+    }
+    return snapshotPayload(this.engine, h.view, this.rangeId, this.sm.bounds, chunkBytes);
   }
 
   /** Fails every waiter (shutdown). */
   close(err: Error): void {
     for (const w of this.proposals.values()) w.reject(err);
     this.proposals.clear();
+    if (this.snapHandle) this.snapHandle.view.close().catch(() => undefined);
+    this.snapHandle = undefined;
     for (const r of [...this.readRounds.values()]) this.endRound(r, err);
     for (const c of this.queuedReads) c.reject(err);
     this.queuedReads = [];

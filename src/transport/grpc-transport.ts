@@ -57,7 +57,7 @@ import {
   estimateEncodedBytes,
   snapshotChunks,
 } from './raft-codec';
-import type { RangeMessage, Transport, TransportHandler } from './transport';
+import type { RangeMessage, SnapshotSink, Transport, TransportHandler } from './transport';
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -66,6 +66,11 @@ const MIB = 1024 * KIB;
 export const CLUSTER_ID_METADATA_KEY = 'rangekv-cluster-id';
 export const FROM_NODE_METADATA_KEY = 'rangekv-from-node-id';
 export const TO_NODE_METADATA_KEY = 'rangekv-to-node-id';
+/**
+ * Set on a SendSnapshot call whose chunks carry a streamed payload (TransportHandler
+ * snapshotPayload/snapshotSink) after a header holding the whole Raft snapshot inline.
+ */
+export const SNAPSHOT_PAYLOAD_METADATA_KEY = 'rangekv-snapshot-payload';
 
 /**
  * Room on the wire above the largest batch or chunk: a single Raft message larger than
@@ -658,7 +663,8 @@ export class GrpcTransport implements Transport {
       this.reportUnreachable(to, [rm]);
       return;
     }
-    if (snapshot.data.length > this.opts.maxSnapshotBytes) {
+    const payload = this.handler?.snapshotPayload?.bind(this.handler);
+    if (!payload && snapshot.data.length > this.opts.maxSnapshotBytes) {
       const err = new SnapshotTooLargeError(snapshot.data.length, this.opts.maxSnapshotBytes, rm.rangeId);
       this.log.error({ err, peer: to, rangeId: rm.rangeId }, 'snapshot not sent');
       this.reportUnreachable(to, [rm]);
@@ -679,9 +685,9 @@ export class GrpcTransport implements Transport {
       this.reportUnreachable(to, [rm]);
       return;
     }
-    let chunks: Generator<SnapshotChunkWire>;
+    let chunks: Iterator<SnapshotChunkWire> | AsyncIterator<SnapshotChunkWire>;
     try {
-      chunks = snapshotChunks(rm, this.opts.snapshotChunkBytes);
+      chunks = payload ? this.payloadChunks(rm, payload(rm.rangeId, rm.message)) : snapshotChunks(rm, this.opts.snapshotChunkBytes);
     } catch (err) {
       this.log.error({ err, peer: to, rangeId: rm.rangeId }, 'snapshot cannot be encoded: dropped');
       this.reportUnreachable(to, [rm]);
@@ -692,6 +698,7 @@ export class GrpcTransport implements Transport {
     const method = this.service.SendSnapshot;
     const startedAtMs = Date.now();
     let finished = false;
+    let sentBytes = 0;
     let outgoing: OutgoingSnapshot | undefined;
     const finish = (err: grpc.ServiceError | null): void => {
       if (finished) return;
@@ -709,35 +716,56 @@ export class GrpcTransport implements Transport {
         return;
       }
       this.log.info(
-        { peer: to, rangeId: rm.rangeId, index: snapshot.metadata.index, bytes: snapshot.data.length, ms: Date.now() - startedAtMs },
+        { peer: to, rangeId: rm.rangeId, index: snapshot.metadata.index, bytes: sentBytes, ms: Date.now() - startedAtMs },
         'snapshot sent',
       );
     };
+    const metadata = this.callMetadata(to);
+    if (payload) metadata.set(SNAPSHOT_PAYLOAD_METADATA_KEY, '1');
     const call = client.makeClientStreamRequest<SnapshotChunkWire, RaftAckWire>(
       method.path,
       method.requestSerialize,
       method.responseDeserialize,
-      this.callMetadata(to),
+      metadata,
       { deadline: Date.now() + this.opts.snapshotTimeoutMs },
       (err: grpc.ServiceError | null) => finish(err),
     );
     outgoing = { call, client };
     if (!finished) link.snapshots.add(outgoing);
     call.on('error', (err: Error) => this.log.debug({ err, peer: to }, 'snapshot stream error event'));
-    const pump = (): void => {
+    // Chunks are pulled one at a time (the payload may be read from disk as it goes), and the
+    // next one only once the stream has room: memory stays bounded by a chunk or two.
+    const pump = async (): Promise<void> => {
       while (!finished) {
-        const next = chunks.next();
+        const next = await chunks.next();
+        if (finished) return;
         if (next.done) {
           call.end();
           return;
         }
-        if (!call.write(next.value)) {
-          call.once('drain', pump);
-          return;
+        sentBytes += next.value.data.length;
+        if (sentBytes > this.opts.maxSnapshotBytes) {
+          throw new SnapshotTooLargeError(sentBytes, this.opts.maxSnapshotBytes, rm.rangeId);
         }
+        if (!call.write(next.value)) await new Promise<void>((resolve) => call.once('drain', () => resolve()));
       }
     };
-    pump();
+    pump().catch((err: unknown) => {
+      this.log.error({ err, peer: to, rangeId: rm.rangeId }, 'snapshot payload failed: transfer cancelled');
+      call.cancel();
+      finish({ code: grpc.status.CANCELLED, details: errorDetails(err), metadata: new grpc.Metadata(), name: 'Error', message: errorDetails(err) });
+    });
+  }
+
+  /** A header with the whole Raft snapshot inline, then the payload re-cut to the chunk size, then an empty last chunk. */
+  private async *payloadChunks(rm: RangeMessage, payload: AsyncIterable<Uint8Array>): AsyncGenerator<SnapshotChunkWire> {
+    yield { header: encodeRaftMessage(rm, { inlineSnapshotData: true }), data: Buffer.alloc(0), last: false };
+    const max = this.opts.snapshotChunkBytes;
+    for await (const piece of payload) {
+      const b = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+      for (let o = 0; o < b.length; o += max) yield { header: null, data: b.subarray(o, Math.min(o + max, b.length)), last: false };
+    }
+    yield { header: null, data: Buffer.alloc(0), last: true };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -847,6 +875,10 @@ export class GrpcTransport implements Transport {
     const entry = this.trackIncoming(cb, () => {
       this.incomingSnapshots--;
     });
+    if (call.metadata.get(SNAPSHOT_PAYLOAD_METADATA_KEY)[0] === '1') {
+      this.receiveSnapshotPayload(call, entry, peer);
+      return;
+    }
     const assembler = new SnapshotAssembler(this.opts.maxSnapshotBytes);
     call.on('data', (chunk: SnapshotChunkWire) => {
       if (entry.done) return;
@@ -892,6 +924,80 @@ export class GrpcTransport implements Transport {
       entry.finish({ code: grpc.status.CANCELLED, details: errorDetails(err) });
     });
     call.on('cancelled', () => entry.finish({ code: grpc.status.CANCELLED, details: 'cancelled by the client' }));
+  }
+
+  /**
+   * A snapshot whose payload is streamed: the first chunk's header is the whole Snap message; the
+   * data of every later chunk goes to the handler's sink as it arrives (the stream is paused while
+   * the sink writes), and the message is delivered once the sink has everything.
+   */
+  private receiveSnapshotPayload(
+    call: grpc.ServerReadableStream<SnapshotChunkWire, RaftAckWire>,
+    entry: IncomingCall & { done: boolean },
+    peer: string,
+  ): void {
+    let header: RangeMessage | undefined;
+    let sink: SnapshotSink | undefined;
+    let bytes = 0;
+    let last = false;
+    let chain = Promise.resolve();
+    const fail = (code: grpc.status, err: unknown): void => {
+      if (entry.done) return;
+      this.problems.warn(`invalid-snapshot:${peer}`, { peer, err }, 'snapshot transfer failed');
+      entry.finish({ code, details: errorDetails(err) });
+      const s = sink;
+      sink = undefined;
+      if (s) s.abort(err instanceof Error ? err : new Error(String(err))).catch(() => undefined);
+    };
+    const onChunk = async (chunk: SnapshotChunkWire): Promise<void> => {
+      if (entry.done) return;
+      if (last) throw new RaftCodecError('last', 'a chunk arrived after the last one');
+      if (!header) {
+        if (!chunk.header) throw new RaftCodecError('header', 'the first snapshot chunk has no header');
+        const decoded = decodeRaftMessage(chunk.header);
+        if (decoded.message.type !== MessageType.Snap || !decoded.message.snapshot) {
+          throw new RaftCodecError('header', `the header must be a Snap message, got ${decoded.message.type}`);
+        }
+        if (decoded.message.to !== this.opts.nodeId) {
+          throw new TransportStateError(`node id mismatch: this is node ${this.opts.nodeId}, the snapshot is for node ${decoded.message.to}`);
+        }
+        const h = this.handler;
+        if (!h?.snapshotSink) throw new TransportStateError(`node ${this.opts.nodeId} does not accept streamed snapshot payloads`);
+        header = decoded;
+        sink = h.snapshotSink(decoded.message.from, decoded.rangeId, decoded.message);
+      } else if (chunk.header) {
+        throw new RaftCodecError('header', 'only the first snapshot chunk may carry a header');
+      }
+      const data = chunk.data ?? Buffer.alloc(0);
+      bytes += data.length;
+      if (bytes > this.opts.maxSnapshotBytes) throw new SnapshotTooLargeError(bytes, this.opts.maxSnapshotBytes, header.rangeId);
+      if (data.length > 0) await (sink as SnapshotSink).write(data);
+      if (!chunk.last) return;
+      last = true;
+      await (sink as SnapshotSink).finish();
+      sink = undefined;
+      this.log.info({ from: header.message.from, rangeId: header.rangeId, index: header.message.snapshot?.metadata.index, bytes }, 'snapshot received');
+      this.deliver(header.message.from, [header]);
+      entry.finish();
+    };
+    call.on('data', (chunk: SnapshotChunkWire) => {
+      call.pause();
+      chain = chain
+        .then(() => onChunk(chunk))
+        .then(
+          () => {
+            call.resume();
+          },
+          (err: unknown) => fail(err instanceof SnapshotTooLargeError ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, err),
+        );
+    });
+    call.on('end', () => {
+      void chain.then(() => {
+        if (!last) fail(grpc.status.INVALID_ARGUMENT, new RaftCodecError('last', `snapshot stream ended before its last chunk (${bytes} bytes received)`));
+      });
+    });
+    call.on('error', (err: Error) => fail(grpc.status.CANCELLED, err));
+    call.on('cancelled', () => fail(grpc.status.CANCELLED, new Error('cancelled by the client')));
   }
 
   private deliver(fromNode: number, msgs: readonly RangeMessage[]): void {

@@ -1,5 +1,5 @@
 // The transport layer's public surface.
-export type { Transport, TransportHandler, RangeMessage } from './transport';
+export type { Transport, TransportHandler, RangeMessage, SnapshotSink } from './transport';
 export { LocalNetwork, LocalTransport } from './local-transport';
 export { GrpcTransport, raftServerOptions, maxWireMessageBytes } from './grpc-transport';
 export type { GrpcTransportOptions } from './grpc-transport';

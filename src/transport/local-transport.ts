@@ -32,6 +32,15 @@ export class LocalNetwork {
     this.cut.clear();
   }
 
+  /** Whether messages from `from` reach `to` now. */
+  linked(from: number, to: number): boolean {
+    return !this.cut.has(`${from}>${to}`) && this.handlers.has(to);
+  }
+
+  handlerOf(nodeId: number): TransportHandler | undefined {
+    return this.handlers.get(nodeId);
+  }
+
   deliver(from: number, to: number, msgs: readonly RangeMessage[]): boolean {
     if (this.cut.has(`${from}>${to}`)) return false;
     const h = this.handlers.get(to);
@@ -74,8 +83,38 @@ export class LocalTransport implements Transport {
     const queued = this.queued;
     this.queued = new Map();
     for (const [to, msgs] of queued) {
-      if (!this.network.deliver(this.nodeId, to, msgs)) this.handler?.unreachable(to, msgs);
+      const streamed = msgs.filter((m) => this.streamsPayload(to, m));
+      const plain = streamed.length === 0 ? msgs : msgs.filter((m) => !streamed.includes(m));
+      if (plain.length > 0 && !this.network.deliver(this.nodeId, to, plain)) this.handler?.unreachable(to, plain);
+      for (const m of streamed) this.sendSnapshotPayload(to, m);
     }
+  }
+
+  private streamsPayload(to: number, m: RangeMessage): boolean {
+    return m.message.type === 'Snap' && this.handler?.snapshotPayload !== undefined && this.network.handlerOf(to)?.snapshotSink !== undefined;
+  }
+
+  /** Streams a snapshot payload from our handler into the receiver's sink, then delivers the message (as the gRPC transport does). */
+  private sendSnapshotPayload(to: number, m: RangeMessage): void {
+    const from = this.nodeId;
+    const sender = this.handler as TransportHandler;
+    const receiver = this.network.handlerOf(to) as TransportHandler;
+    void (async () => {
+      let sink: ReturnType<NonNullable<TransportHandler['snapshotSink']>> | undefined;
+      try {
+        sink = (receiver.snapshotSink as NonNullable<TransportHandler['snapshotSink']>).call(receiver, from, m.rangeId, m.message);
+        for await (const chunk of (sender.snapshotPayload as NonNullable<TransportHandler['snapshotPayload']>).call(sender, m.rangeId, m.message)) {
+          if (!this.network.linked(from, to)) throw new Error(`link ${from}->${to} cut during a snapshot`);
+          await sink.write(chunk);
+        }
+        await sink.finish();
+        sink = undefined;
+        if (!this.network.deliver(from, to, [m])) throw new Error(`node ${to} unreachable`);
+      } catch (err) {
+        if (sink) await sink.abort(err as Error).catch(() => undefined);
+        if (!this.stopped) this.handler?.unreachable(to, [m]);
+      }
+    })();
   }
 
   async stop(): Promise<void> {

@@ -10,11 +10,29 @@ export interface RangeMessage {
   readonly message: Message;
 }
 
+/** Receives the streamed payload of one incoming snapshot, chunk by chunk (bounded memory). */
+export interface SnapshotSink {
+  /** Stores the next piece of the payload; the transport waits for it before reading more. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** The whole payload arrived; after this resolves the Snap message is delivered. */
+  finish(): Promise<void>;
+  /** The transfer failed; discard what was stored. */
+  abort(reason: Error): Promise<void>;
+}
+
 export interface TransportHandler {
   /** Messages from `fromNode`, in the order it sent them. */
   receive(fromNode: number, messages: readonly RangeMessage[]): void;
   /** A batch to `toNode` could not be delivered (the node layer reports it to the leaders). */
   unreachable(toNode: number, messages: readonly RangeMessage[]): void;
+  /**
+   * Optional streamed snapshot payloads. When both ends provide them, a Snap message travels with
+   * its (small) `snapshot.data` inline and a payload streamed from `snapshotPayload` on the sender
+   * into `snapshotSink` on the receiver, in chunks, before the message is delivered. Without
+   * them, only `snapshot.data` travels.
+   */
+  snapshotPayload?(rangeId: number, message: Message): AsyncIterable<Uint8Array>;
+  snapshotSink?(fromNode: number, rangeId: number, message: Message): SnapshotSink;
 }
 
 export interface Transport {

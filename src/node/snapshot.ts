@@ -1,0 +1,260 @@
+// Range snapshots that never sit whole in memory.
+//
+// Sending: the Raft snapshot itself is small (its `data` is the range descriptor); the payload —
+// the range's user data and client sessions — is streamed from a LevelDB snapshot taken when the
+// Raft snapshot was created, as records [keyLen u32][key][valueLen u32][value] cut into chunks.
+//
+// Receiving: chunks are written as they arrive to a staging keyspace (0x07), unsynced. When Raft
+// hands the snapshot to the application, installation replaces the range's live data with the
+// staged records in bounded batches, under a durable install marker (0x08) holding the Raft
+// snapshot: a crash mid-install is finished at the next start, before the replica opens, so the
+// install is all-or-nothing. The final batch persists the Raft snapshot, clears the marker and the
+// staged chunks.
+
+import { HardState, Snapshot } from '../raft';
+import { Engine, RaftLogStorage, WriteBatch } from '../storage';
+import { decodeSnapshot, encodeSnapshot } from '../storage/codec';
+import { PREFIX_SESSION, dataKeyRange, sessionKeyRange, writeU64 } from '../storage/keys';
+import type { SnapshotSink } from '../transport';
+import type { RangeBounds } from './kv-state-machine';
+
+/** An explicit LevelDB snapshot (a consistent read view). */
+export type DbSnapshot = ReturnType<Engine['db']['snapshot']>;
+
+const PREFIX_STAGING = 0x07;
+const PREFIX_INSTALL_MARKER = 0x08;
+
+/** The staging key sequence number of the "payload complete" marker (after every chunk). */
+const COMPLETE_SEQ = Number.MAX_SAFE_INTEGER;
+
+/** Deletes and puts per batch while replacing a range's data. */
+const INSTALL_BATCH_OPS = 4096;
+
+function stagingPrefix(rangeId: number, snapIndex?: number): Buffer {
+  const k = Buffer.alloc(snapIndex === undefined ? 9 : 17);
+  k[0] = PREFIX_STAGING;
+  writeU64(k, 1, rangeId);
+  if (snapIndex !== undefined) writeU64(k, 9, snapIndex);
+  return k;
+}
+
+function stagingChunkKey(rangeId: number, snapIndex: number, seq: number): Buffer {
+  const k = Buffer.alloc(25);
+  k[0] = PREFIX_STAGING;
+  writeU64(k, 1, rangeId);
+  writeU64(k, 9, snapIndex);
+  writeU64(k, 17, seq);
+  return k;
+}
+
+/** [gte, lt) of everything under a prefix. */
+function prefixRange(prefix: Buffer): { gte: Buffer; lt: Buffer } {
+  const lt = Buffer.from(prefix);
+  for (let i = lt.length - 1; i >= 0; i--) {
+    if ((lt[i] as number) < 0xff) {
+      lt[i] = (lt[i] as number) + 1;
+      return { gte: prefix, lt: lt.subarray(0, i + 1) };
+    }
+  }
+  return { gte: prefix, lt: Buffer.from([0xff, 0xff, 0xff, 0xff]) };
+}
+
+function installMarkerKey(rangeId: number): Buffer {
+  const k = Buffer.alloc(9);
+  k[0] = PREFIX_INSTALL_MARKER;
+  writeU64(k, 1, rangeId);
+  return k;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending
+
+/** Streams a range's applied state from a LevelDB snapshot, in chunks of about `chunkBytes`. */
+export async function* snapshotPayload(
+  engine: Engine,
+  dbSnapshot: DbSnapshot,
+  rangeId: number,
+  bounds: RangeBounds,
+  chunkBytes: number,
+): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let size = 0;
+  const ranges = [dataKeyRange(bounds.start, bounds.end), sessionKeyRange(rangeId)];
+  for (const range of ranges) {
+    for await (const [k, v] of engine.db.iterator({ ...range, snapshot: dbSnapshot })) {
+      const h = Buffer.allocUnsafe(8);
+      h.writeUInt32BE(k.length, 0);
+      h.writeUInt32BE(v.length, 4);
+      // [keyLen][valueLen][key][value]: both lengths first, so a reader needs 8 bytes to size a record.
+      parts.push(h, k, v);
+      size += 8 + k.length + v.length;
+      if (size >= chunkBytes) {
+        yield Buffer.concat(parts, size);
+        parts = [];
+        size = 0;
+      }
+    }
+  }
+  if (size > 0) yield Buffer.concat(parts, size);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receiving
+
+/** Writes an incoming payload to the staging keyspace, chunk by chunk. */
+export class StagingSink implements SnapshotSink {
+  private seq = 0;
+  private aborted = false;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly rangeId: number,
+    readonly snapIndex: number,
+  ) {}
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.aborted) throw new Error('snapshot transfer was aborted');
+    const b = new WriteBatch();
+    b.put(stagingChunkKey(this.rangeId, this.snapIndex, this.seq++), Buffer.from(chunk));
+    // Not synced: the install's marker and final batch are, and LevelDB's log is ordered.
+    await this.engine.write(b, { sync: false });
+  }
+
+  /** Marks the payload complete (an install refuses an incomplete one); Raft decides whether to install it. */
+  async finish(): Promise<void> {
+    const b = new WriteBatch();
+    b.put(stagingChunkKey(this.rangeId, this.snapIndex, COMPLETE_SEQ), Buffer.alloc(0));
+    await this.engine.write(b, { sync: false });
+  }
+
+  async abort(): Promise<void> {
+    this.aborted = true;
+    await deleteStaged(this.engine, this.rangeId, this.snapIndex);
+  }
+}
+
+async function deleteStaged(engine: Engine, rangeId: number, snapIndex?: number): Promise<void> {
+  let b = new WriteBatch();
+  for await (const k of engine.db.keys(prefixRange(stagingPrefix(rangeId, snapIndex)))) {
+    b.del(k);
+    if (b.size >= INSTALL_BATCH_OPS) {
+      await engine.write(b, { sync: false });
+      b = new WriteBatch();
+    }
+  }
+  await engine.write(b, { sync: false });
+}
+
+/** Parses records out of chunk boundaries. */
+class RecordParser {
+  private carry: Buffer = Buffer.alloc(0);
+
+  *push(chunk: Buffer): Generator<[Buffer, Buffer]> {
+    let buf = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    let o = 0;
+    while (buf.length - o >= 8) {
+      const kl = buf.readUInt32BE(o);
+      const vl = buf.readUInt32BE(o + 4);
+      if (buf.length - o - 8 < kl + vl) break;
+      const k = buf.subarray(o + 8, o + 8 + kl);
+      const v = buf.subarray(o + 8 + kl, o + 8 + kl + vl);
+      o += 8 + kl + vl;
+      yield [Buffer.from(k), Buffer.from(v)];
+    }
+    buf = buf.subarray(o);
+    this.carry = Buffer.from(buf);
+  }
+
+  done(): void {
+    if (this.carry.length > 0) throw new Error(`snapshot payload ends inside a record (${this.carry.length} stray bytes)`);
+  }
+}
+
+/** A snapshot install that was staged: the data is in place; `finalize` stages the last batch. */
+export interface InstalledData {
+  /** Session records found in the payload (the state machine reloads them). */
+  readonly sessionRecords: Array<[Buffer, Buffer]>;
+}
+
+/**
+ * Replaces the range's live data with the staged payload of `snap`, in bounded batches, under a
+ * durable marker. The caller must then persist, in ONE batch, the Raft snapshot
+ * (`storage.stageApplySnapshot`) together with `stageInstallDone` — the install is complete only then.
+ */
+export async function installStagedSnapshot(
+  engine: Engine,
+  rangeId: number,
+  snap: Snapshot,
+  bounds: RangeBounds,
+): Promise<InstalledData> {
+  const index = snap.metadata.index;
+  if ((await engine.db.get(stagingChunkKey(rangeId, index, COMPLETE_SEQ))) === undefined) {
+    // Raft accepted a snapshot whose payload did not fully arrive: a bug, never a silent empty range.
+    throw new Error(`range ${rangeId}: no complete payload staged for the snapshot at index ${index}`);
+  }
+  const marker = new WriteBatch();
+  marker.put(installMarkerKey(rangeId), encodeSnapshot(snap));
+  await engine.write(marker, { sync: true });
+
+  // 1. Remove the range's current data and sessions.
+  let b = new WriteBatch();
+  const flush = async (): Promise<void> => {
+    if (b.size === 0) return;
+    await engine.write(b, { sync: false });
+    b = new WriteBatch();
+  };
+  for (const range of [dataKeyRange(bounds.start, bounds.end), sessionKeyRange(rangeId)]) {
+    for await (const k of engine.db.keys(range)) {
+      b.del(k);
+      if (b.size >= INSTALL_BATCH_OPS) await flush();
+    }
+  }
+  await flush();
+
+  // 2. Copy the staged records in (staging stays until the final batch, so a redo can start over).
+  const sessionRecords: Array<[Buffer, Buffer]> = [];
+  const parser = new RecordParser();
+  for await (const [, chunk] of engine.db.iterator(prefixRange(stagingPrefix(rangeId, index)))) {
+    for (const [k, v] of parser.push(chunk)) {
+      b.put(k, v);
+      if (k[0] === PREFIX_SESSION) sessionRecords.push([k, v]);
+      if (b.size >= INSTALL_BATCH_OPS) await flush();
+    }
+  }
+  parser.done();
+  await flush();
+  return { sessionRecords };
+}
+
+/** Stages, into the final install batch, the removal of the marker and of the staged chunks. */
+export async function stageInstallDone(engine: Engine, batch: WriteBatch, rangeId: number, snapIndex: number): Promise<void> {
+  batch.del(installMarkerKey(rangeId));
+  for await (const k of engine.db.keys(prefixRange(stagingPrefix(rangeId, snapIndex)))) batch.del(k);
+}
+
+/**
+ * At start, before a replica opens: finishes an install that a crash interrupted (redoing it from
+ * the staged payload) and drops staged payloads that were never installed.
+ */
+export async function recoverSnapshotInstall(engine: Engine, rangeId: number, bounds: RangeBounds): Promise<Snapshot | undefined> {
+  const raw = await engine.db.get(installMarkerKey(rangeId));
+  if (raw === undefined) {
+    await deleteStaged(engine, rangeId);
+    return undefined;
+  }
+  const snap = decodeSnapshot(`range ${rangeId} snapshot install marker`, raw);
+  await installStagedSnapshot(engine, rangeId, snap, bounds);
+  const storage = await RaftLogStorage.load(engine, rangeId);
+  const b = new WriteBatch();
+  storage.stageApplySnapshot(b, snap);
+  // The snapshot index is committed by definition, and our term is at least the snapshot's.
+  const hs = storage.initialState().hardState;
+  const fixed: HardState =
+    hs.term < snap.metadata.term
+      ? { term: snap.metadata.term, vote: 0, commit: Math.max(hs.commit, snap.metadata.index) }
+      : { ...hs, commit: Math.max(hs.commit, snap.metadata.index) };
+  storage.stageHardState(b, fixed);
+  await stageInstallDone(engine, b, rangeId, snap.metadata.index);
+  await engine.write(b, { sync: true });
+  return snap;
+}
