@@ -26,6 +26,11 @@ export interface ClientOptions {
   readonly maxBackoffMs?: number;
   /** Exactly-once identity; random by default. */
   readonly clientId?: number;
+  /**
+   * Writes in flight at once; more wait for a slot. Must stay below the ranges' session window
+   * (1,024 remembered results per client), or a retry could fall out of the window. Default 512.
+   */
+  readonly maxInflightWrites?: number;
 }
 
 export interface GetResult {
@@ -218,7 +223,23 @@ export class KvClient {
     return new UnavailableError(err.message);
   }
 
+  private inflightWrites = 0;
+  private readonly writeSlotWaiters: Array<() => void> = [];
+
   private async call(method: 'get' | 'put' | 'delete' | 'compareAndSwap', body: object, isWrite: boolean): Promise<HasHeader> {
+    if (!isWrite) return this.attempt(method, body, false);
+    const max = this.opts.maxInflightWrites ?? 512;
+    while (this.inflightWrites >= max) await new Promise<void>((resolve) => this.writeSlotWaiters.push(resolve));
+    this.inflightWrites++;
+    try {
+      return await this.attempt(method, body, true);
+    } finally {
+      this.inflightWrites--;
+      this.writeSlotWaiters.shift()?.();
+    }
+  }
+
+  private async attempt(method: 'get' | 'put' | 'delete' | 'compareAndSwap', body: object, isWrite: boolean): Promise<HasHeader> {
     const deadline = Date.now() + (this.opts.deadlineMs ?? 10_000);
     const header = isWrite ? { clientId: this.clientId, sequence: ++this.sequence } : {};
     let backoff = this.opts.initialBackoffMs ?? 20;
