@@ -368,7 +368,7 @@ export async function runPhase(target: BenchTarget, spec: PhaseSpec): Promise<Ph
     machineBusyCores: machineBusy === null ? null : round(machineBusy / windowS, 3),
     otherCores: machineBusy === null || serverCpuS === null ? null : round(Math.max(0, machineBusy - serverCpuS - clientCpuS) / windowS, 3),
     load1: round(load1, 2),
-    perSecond: Array.from(perSecond.subarray(0, Math.max(1, Math.ceil(windowS - 1e-9)))),
+    perSecond: Array.from(perSecond.subarray(0, Math.max(1, Math.floor(windowS)))),
     startedAt,
     ...(firstError !== undefined ? { firstError } : {}),
   };

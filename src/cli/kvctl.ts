@@ -298,8 +298,8 @@ async function run(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT_OK;
-      return EXIT_USAGE;
+      // --help and --version exit 0; a missing command (commander shows the help) is a usage error.
+      return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
     if (err instanceof UsageError) {
       process.stderr.write(`kvctl: ${err.message}\n`);

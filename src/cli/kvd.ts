@@ -4,8 +4,9 @@
 // Configuration precedence: flags, then KV_* environment variables, then defaults.
 // This module starts the server when loaded (bin/kvd requires it).
 
+import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { AdminService, DEFAULT_LIMITS, KvService } from '../api';
 import { Node } from '../node';
@@ -39,11 +40,24 @@ function positiveInt(name: string) {
 
 function hostPort(name: string) {
   return (v: string): string => {
-    if (!/^[^:\s]+:\d{1,5}$/.test(v) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v)) {
-      throw new InvalidArgumentError(`${name} must be HOST:PORT, got '${v}'`);
-    }
+    const m = /^(?:[^:\s\[\]]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(v);
+    if (!m) throw new InvalidArgumentError(`${name} must be HOST:PORT, got '${v}'`);
+    const port = Number(m[1]);
+    if (port < 1 || port > 65535) throw new InvalidArgumentError(`${name}: port must be 1..65535, got ${port}`);
     return v;
   };
+}
+
+/** Fails fast (before the data directory is touched) when the listen address cannot be bound. */
+async function checkListenable(address: string): Promise<void> {
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(i + 1));
+  await new Promise<void>((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve()));
+  });
 }
 
 /** Parses "1=127.0.0.1:7001,2=127.0.0.1:7002" into a map. */
@@ -94,8 +108,14 @@ function program(): Command {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const cmd = program();
-  cmd.parse(argv);
+  const cmd = program().exitOverride();
+  try {
+    cmd.parse(argv);
+  } catch (err) {
+    // Commander already printed its message. Help is a success; anything else is a usage error.
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+    throw err;
+  }
   const o = cmd.opts<KvdOptions>();
   const log = pino({ level: o.logLevel, base: { svc: 'kvd', pid: process.pid } });
 
@@ -112,6 +132,13 @@ async function main(argv: string[]): Promise<void> {
   const advertise = o.advertise ?? members.get(o.id) ?? o.listen;
   const addresses = new Map(members);
   addresses.set(o.id, advertise);
+
+  try {
+    await checkListenable(o.listen);
+  } catch (err) {
+    process.stderr.write(`kvd: cannot listen on ${o.listen}: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
 
   const raftOpts = raftServerOptions();
   const server = new grpc.Server({

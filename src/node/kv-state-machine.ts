@@ -11,7 +11,8 @@
 // `sessionTtlMs`. A retry whose sequence fell out of the window is refused as SequenceTooOld
 // (the client reports it as indeterminate).
 
-import { Engine, WriteBatch } from '../storage';
+import { CorruptDataError, Engine, WriteBatch } from '../storage';
+import { openRecord, sealRecord } from '../storage/codec';
 import { readU64, writeU64 } from '../storage/keys';
 import { dataKey, dataKeyRange, sessionKey, sessionKeyRange, sessionResultKey, userKeyOf } from '../storage/keys';
 import { SnapshotInstallingError } from './errors';
@@ -67,15 +68,18 @@ export interface StoredValue {
   readonly version: number;
 }
 
+/** A stored user value: sealed (CRC-32) [version u64][value], so a flipped bit is an error, never a wrong answer. */
 export function encodeValue(value: Uint8Array, version: number): Buffer {
   const b = Buffer.allocUnsafe(8 + value.length);
   writeU64(b, 0, version);
   b.set(value, 8);
-  return b;
+  return sealRecord(b);
 }
 
-export function decodeValue(raw: Buffer): StoredValue {
-  return { version: readU64(raw, 0), value: raw.subarray(8) };
+export function decodeValue(raw: Buffer, key?: Uint8Array): StoredValue {
+  const p = openRecord(key ? `the value of key ${Buffer.from(key).toString('hex')}` : 'a stored value', raw);
+  if (p.length < 8) throw new CorruptDataError('a stored value', `record of ${p.length} bytes is too short`);
+  return { version: readU64(p, 0), value: p.subarray(8) };
 }
 
 function keyInBounds(key: Uint8Array, b: RangeBounds): boolean {
@@ -87,7 +91,7 @@ function encodeSession(s: Session): Buffer {
   const b = Buffer.alloc(16);
   writeU64(b, 0, s.lastSeenMs);
   writeU64(b, 8, s.floor);
-  return b;
+  return sealRecord(b);
 }
 
 export class KvStateMachine {
@@ -128,7 +132,20 @@ export class KvStateMachine {
   async get(key: Uint8Array): Promise<StoredValue | undefined> {
     this.checkReadable();
     const raw = await this.engine.db.get(dataKey(key));
-    return raw === undefined ? undefined : decodeValue(raw);
+    return raw === undefined ? undefined : decodeValue(raw, key);
+  }
+
+  /**
+   * Reads every user value of the range and checks its checksum (at start: a corrupt data
+   * directory is refused, never served). Session records are checked by load().
+   */
+  async verifyData(): Promise<number> {
+    let n = 0;
+    for await (const [k, v] of this.engine.db.iterator(dataKeyRange(this.bounds.start, this.bounds.end))) {
+      decodeValue(v, userKeyOf(k));
+      n++;
+    }
+    return n;
   }
 
   /** Iterates applied keys in [start, end) within the range, in order, up to `limit` (0 = all). */
@@ -141,7 +158,8 @@ export class KvStateMachine {
     let n = 0;
     for await (const [k, v] of this.engine.db.iterator({ ...range, limit: limit > 0 ? limit : -1 })) {
       this.checkReadable();
-      yield { key: Buffer.from(userKeyOf(k)), ...decodeValue(v) };
+      const key = Buffer.from(userKeyOf(k));
+      yield { key, ...decodeValue(v, key) };
       if (limit > 0 && ++n >= limit) return;
     }
   }
@@ -154,7 +172,7 @@ export class KvStateMachine {
       return v ? decodeValue(v) : undefined;
     }
     const raw = await this.engine.db.get(dk);
-    return raw === undefined ? undefined : decodeValue(raw);
+    return raw === undefined ? undefined : decodeValue(raw, key);
   }
 
   private write(batch: WriteBatch, key: Uint8Array, value: Uint8Array | null, version: number): void {
@@ -259,7 +277,7 @@ export class KvStateMachine {
     const enc = encodeResult(result);
     s.results.set(cmd.sequence, enc);
     insertSorted(s.seqs, cmd.sequence);
-    batch.put(sessionResultKey(this.rangeId, cmd.clientId, cmd.sequence), enc);
+    batch.put(sessionResultKey(this.rangeId, cmd.clientId, cmd.sequence), sealRecord(enc));
     while (s.seqs.length > this.sessionWindow) {
       const oldest = s.seqs.shift() as number;
       s.results.delete(oldest);
@@ -282,8 +300,9 @@ export class KvStateMachine {
     for (const [k, v] of records) this.loadSessionRecord(k, v);
   }
 
-  private loadSessionRecord(key: Uint8Array, value: Buffer): void {
+  private loadSessionRecord(key: Uint8Array, raw: Buffer): void {
     const clientId = readU64(key, 9);
+    const value = openRecord(`range ${this.rangeId} session record of client ${clientId}`, raw);
     let s = this.sessions.get(clientId);
     if (!s) {
       s = { lastSeenMs: 0, floor: 0, results: new Map(), seqs: [] };

@@ -145,6 +145,12 @@ export class Node implements TransportHandler {
     if (recovered) this.log.warn({ rangeId: d.rangeId, index: recovered.metadata.index }, 'finished a snapshot install that a crash interrupted');
     const storage = await RaftLogStorage.load(this.engine, d.rangeId);
     const sm = await KvStateMachine.load(this.engine, d.rangeId, bounds);
+    if (recover) {
+      // Every stored value is checked once at start: a corrupt directory is refused, not served.
+      const t0 = Date.now();
+      const n = await sm.verifyData();
+      this.log.info({ rangeId: d.rangeId, values: n, ms: Date.now() - t0 }, 'verified the checksums of the stored values');
+    }
     const rlog = this.log.child({ range: d.rangeId });
     const raftLogger: RaftLogger = {
       debug: (m) => rlog.debug(m),

@@ -13,7 +13,7 @@
 
 import { HardState, Snapshot } from '../raft';
 import { Engine, RaftLogStorage, WriteBatch } from '../storage';
-import { decodeSnapshot, encodeSnapshot } from '../storage/codec';
+import { decodeSnapshot, encodeSnapshot, openRecord } from '../storage/codec';
 import { PREFIX_SESSION, dataKeyRange, sessionKeyRange, writeU64 } from '../storage/keys';
 import type { SnapshotSink } from '../transport';
 import type { RangeBounds } from './kv-state-machine';
@@ -216,6 +216,8 @@ export async function installStagedSnapshot(
   const parser = new RecordParser();
   for await (const [, chunk] of engine.db.iterator(prefixRange(stagingPrefix(rangeId, index)))) {
     for (const [k, v] of parser.push(chunk)) {
+      // Every record arrives sealed by the sender; a damaged one stops the install.
+      openRecord(`snapshot record ${k.toString('hex')} of range ${rangeId}`, v);
       b.put(k, v);
       if (k[0] === PREFIX_SESSION) sessionRecords.push([k, v]);
       if (b.size >= INSTALL_BATCH_OPS) await flush();

@@ -6,14 +6,16 @@ import { crc32 } from './crc32';
 import { CorruptDataError } from './errors';
 import { readU64, writeU64 } from './keys';
 
-function seal(payload: Buffer): Buffer {
+/** Prefixes a payload with its CRC-32 (every value RangeKV stores is sealed). */
+export function sealRecord(payload: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(4 + payload.length);
   out.writeUInt32BE(crc32(payload), 0);
-  payload.copy(out, 4);
+  out.set(payload, 4);
   return out;
 }
 
-function open(what: string, value: Uint8Array): Buffer {
+/** Checks and strips the CRC-32 of a sealed value; CorruptDataError naming `what` on mismatch. */
+export function openRecord(what: string, value: Uint8Array): Buffer {
   const buf = Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   if (buf.length < 4) throw new CorruptDataError(what, `record of ${buf.length} bytes is too short`);
   const payload = buf.subarray(4);
@@ -32,11 +34,11 @@ export function encodeHardState(hs: HardState): Buffer {
   writeU64(p, 0, hs.term);
   writeU64(p, 8, hs.vote);
   writeU64(p, 16, hs.commit);
-  return seal(p);
+  return sealRecord(p);
 }
 
 export function decodeHardState(what: string, v: Uint8Array): HardState {
-  const p = open(what, v);
+  const p = openRecord(what, v);
   need(what, p, 0, 24);
   return { term: readU64(p, 0), vote: readU64(p, 8), commit: readU64(p, 16) };
 }
@@ -87,11 +89,11 @@ export function encodeApplyState(s: ApplyState): Buffer {
   const p = Buffer.alloc(8 + confStateSize(s.confState));
   writeU64(p, 0, s.applied);
   writeConfState(p, 8, s.confState);
-  return seal(p);
+  return sealRecord(p);
 }
 
 export function decodeApplyState(what: string, v: Uint8Array): ApplyState {
-  const p = open(what, v);
+  const p = openRecord(what, v);
   need(what, p, 0, 8);
   return { applied: readU64(p, 0), confState: readConfState(what, p, 8).cs };
 }
@@ -103,11 +105,11 @@ export function encodeSnapshot(s: Snapshot): Buffer {
   writeU64(p, 8, s.metadata.term);
   const o = writeConfState(p, 16, cs);
   p.set(s.data, o);
-  return seal(p);
+  return sealRecord(p);
 }
 
 export function decodeSnapshot(what: string, v: Uint8Array): Snapshot {
-  const p = open(what, v);
+  const p = openRecord(what, v);
   need(what, p, 0, 16);
   const index = readU64(p, 0);
   const term = readU64(p, 8);
@@ -120,11 +122,11 @@ export function encodeEntry(e: Entry): Buffer {
   writeU64(p, 0, e.term);
   p[8] = e.type;
   p.set(e.data, 9);
-  return seal(p);
+  return sealRecord(p);
 }
 
 export function decodeEntry(what: string, index: number, v: Uint8Array): Entry {
-  const p = open(what, v);
+  const p = openRecord(what, v);
   need(what, p, 0, 9);
   const type = p[8] as number;
   if (type !== EntryType.Normal && type !== EntryType.ConfChange) {
@@ -142,11 +144,11 @@ export function encodeLogPosition(p: LogPosition): Buffer {
   const b = Buffer.alloc(16);
   writeU64(b, 0, p.index);
   writeU64(b, 8, p.term);
-  return seal(b);
+  return sealRecord(b);
 }
 
 export function decodeLogPosition(what: string, v: Uint8Array): LogPosition {
-  const p = open(what, v);
+  const p = openRecord(what, v);
   need(what, p, 0, 16);
   return { index: readU64(p, 0), term: readU64(p, 8) };
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine, RaftLogStorage, WriteBatch } from '../../src/storage';
 import { dataKey, sessionKey } from '../../src/storage/keys';
+import { sealRecord } from '../../src/storage/codec';
 import { StagingSink, installStagedSnapshot, recoverSnapshotInstall, snapshotPayload } from '../../src/node/snapshot';
 import { RangeBounds, encodeValue } from '../../src/node/kv-state-machine';
 import { Snapshot, bootstrapState } from '../../src/raft';
@@ -29,7 +30,7 @@ async function fill(e: Engine, n: number, prefix: string, valueBytes: number): P
       b = new WriteBatch();
     }
   }
-  b.put(sessionKey(1, 77), Buffer.alloc(16, 1));
+  b.put(sessionKey(1, 77), sealRecord(Buffer.alloc(16, 1)));
   await e.write(b);
 }
 
@@ -121,5 +122,16 @@ describe('streamed range snapshots', () => {
     expect(leftovers).toBe(0);
     await src.close();
     await again.close();
+  });
+});
+
+describe('stored values are sealed', () => {
+  it('a flipped bit in a stored value is reported as corruption, never returned', async () => {
+    const { decodeValue } = await import('../../src/node/kv-state-machine');
+    const raw = encodeValue(Buffer.from('hello world'), 7);
+    expect(decodeValue(raw).value.toString()).toBe('hello world');
+    const bad = Buffer.from(raw);
+    bad[bad.length - 2] = (bad[bad.length - 2] as number) ^ 0x10;
+    expect(() => decodeValue(bad, Buffer.from('k'))).toThrow(/corrupt data directory: the value of key 6b: checksum mismatch/);
   });
 });
