@@ -6,6 +6,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { Level } from 'level';
 import { CorruptDataError, DataDirMismatchError, DataDirMissingError } from './errors';
 import { metaKey } from './keys';
+import { checkWalFiles } from './wal-check';
 
 /** The on-disk format this code reads and writes. */
 export const FORMAT_VERSION = 1;
@@ -59,6 +60,9 @@ export class Engine {
     if (fresh && opts.clusterId === undefined) {
       throw new DataDirMissingError(`the database in ${opts.dir} (start with a cluster id to initialize a new node)`);
     }
+    // LevelDB would skip damaged write-ahead-log records (dropping acknowledged writes) and then
+    // delete the log: check it first, while the evidence is intact.
+    if (!fresh) checkWalFiles(opts.dir);
     const db = new Level<Buffer, Buffer>(opts.dir, {
       keyEncoding: 'buffer',
       valueEncoding: 'buffer',
