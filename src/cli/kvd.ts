@@ -26,6 +26,7 @@ interface KvdOptions {
   electionTicks: number;
   heartbeatTicks: number;
   snapshotEntries: number;
+  compactionSlackEntries: number;
   maxValueBytes: number;
   logLevel: string;
 }
@@ -98,7 +99,10 @@ function program(): Command {
     .addOption(new Option('--election-ticks <n>', 'election timeout, in ticks (randomised up to 2x)').env('KV_ELECTION_TICKS').default(10).argParser(positiveInt('--election-ticks')))
     .addOption(new Option('--heartbeat-ticks <n>', 'leader heartbeat interval, in ticks').env('KV_HEARTBEAT_TICKS').default(1).argParser(positiveInt('--heartbeat-ticks')))
     .addOption(
-      new Option('--snapshot-entries <n>', 'snapshot a range and compact its log after this many applied entries').env('KV_SNAPSHOT_ENTRIES').default(10_000).argParser(positiveInt('--snapshot-entries')),
+      new Option('--snapshot-entries <n>', 'take a snapshot of a range after this many applied entries, then compact its log (see --compaction-slack-entries)').env('KV_SNAPSHOT_ENTRIES').default(10_000).argParser(positiveInt('--snapshot-entries')),
+    )
+    .addOption(
+      new Option('--compaction-slack-entries <n>', 'entries kept in the log behind a snapshot, for followers that lag a little').env('KV_COMPACTION_SLACK_ENTRIES').default(1_000).argParser(positiveInt('--compaction-slack-entries')),
     )
     .addOption(
       new Option('--max-value-bytes <n>', 'largest value accepted, bytes').env('KV_MAX_VALUE_BYTES').default(DEFAULT_LIMITS.maxValueBytes).argParser(positiveInt('--max-value-bytes')),
@@ -168,6 +172,7 @@ async function main(argv: string[]): Promise<void> {
       electionTicks: o.electionTicks,
       heartbeatTicks: o.heartbeatTicks,
       snapshotEveryEntries: o.snapshotEntries,
+      compactionSlackEntries: o.compactionSlackEntries,
       bootstrap: bootstrapping ? { rangeId: 1, voters: [...members.keys()] } : undefined,
       staticAddresses: addresses,
     });
