@@ -22,33 +22,12 @@ import {
   entrySizeBytes,
   makeMessage,
 } from '../../src/raft';
-import { Cluster, HarnessOptions, isType } from './harness';
+import { Cluster, isType } from './harness';
+import { newCluster, thrown } from './cluster-fixture';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const ELECTION_TICKS = 10;
-
-const clusters: Cluster[] = [];
-
-function newCluster(ids: number[], opts: HarnessOptions = {}): Cluster {
-  const c = new Cluster(ids, opts);
-  clusters.push(c);
-  return c;
-}
-
-afterEach(() => {
-  for (const c of clusters.splice(0)) c.assertSafety();
-});
-
-/** Runs fn, which must throw, and returns what it threw. */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected an exception, none was thrown');
-}
 
 function progressOf(c: Cluster, leader: number, follower: number): ProgressStatus {
   const p = c.node(leader).rawNode.status().progress?.get(follower);

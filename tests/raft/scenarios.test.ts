@@ -10,31 +10,11 @@ import {
   ProposalDroppedError,
   StateType,
 } from '../../src/raft';
-import { Cluster, HarnessNode, HarnessOptions, ctxString, isType } from './harness';
+import { Cluster, HarnessNode, ctxString, isType } from './harness';
+import { newCluster, thrown } from './cluster-fixture';
 
 const encoder = new TextEncoder();
 const ELECTION_TICKS = 10;
-
-const clusters: Cluster[] = [];
-
-function newCluster(ids: number[], opts: HarnessOptions = {}): Cluster {
-  const c = new Cluster(ids, opts);
-  clusters.push(c);
-  return c;
-}
-
-afterEach(() => {
-  for (const c of clusters.splice(0)) c.assertSafety();
-});
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected an exception, none was thrown');
-}
 
 /** The leader among `ids` (running, highest term), if any. */
 function leaderAmong(c: Cluster, ids: number[]): HarnessNode | undefined {
