@@ -14,15 +14,12 @@
 import { HardState, Snapshot } from '../raft';
 import { Engine, RaftLogStorage, WriteBatch } from '../storage';
 import { decodeSnapshot, encodeSnapshot, openRecord } from '../storage/codec';
-import { PREFIX_SESSION, dataKeyRange, sessionKeyRange, writeU64 } from '../storage/keys';
+import { PREFIX_SESSION, dataKeyRange, installMarkerKey, prefixRange, sessionKeyRange, stagingKey } from '../storage/keys';
 import type { SnapshotSink } from '../transport';
 import type { RangeBounds } from './kv-state-machine';
 
 /** An explicit LevelDB snapshot (a consistent read view). */
 export type DbSnapshot = ReturnType<Engine['db']['snapshot']>;
-
-const PREFIX_STAGING = 0x07;
-const PREFIX_INSTALL_MARKER = 0x08;
 
 /** The staging key sequence number of the "payload complete" marker (after every chunk). */
 const COMPLETE_SEQ = Number.MAX_SAFE_INTEGER;
@@ -30,41 +27,8 @@ const COMPLETE_SEQ = Number.MAX_SAFE_INTEGER;
 /** Deletes and puts per batch while replacing a range's data. */
 const INSTALL_BATCH_OPS = 4096;
 
-function stagingPrefix(rangeId: number, snapIndex?: number): Buffer {
-  const k = Buffer.alloc(snapIndex === undefined ? 9 : 17);
-  k[0] = PREFIX_STAGING;
-  writeU64(k, 1, rangeId);
-  if (snapIndex !== undefined) writeU64(k, 9, snapIndex);
-  return k;
-}
-
-function stagingChunkKey(rangeId: number, snapIndex: number, seq: number): Buffer {
-  const k = Buffer.alloc(25);
-  k[0] = PREFIX_STAGING;
-  writeU64(k, 1, rangeId);
-  writeU64(k, 9, snapIndex);
-  writeU64(k, 17, seq);
-  return k;
-}
-
-/** [gte, lt) of everything under a prefix. */
-function prefixRange(prefix: Buffer): { gte: Buffer; lt: Buffer } {
-  const lt = Buffer.from(prefix);
-  for (let i = lt.length - 1; i >= 0; i--) {
-    if ((lt[i] as number) < 0xff) {
-      lt[i] = (lt[i] as number) + 1;
-      return { gte: prefix, lt: lt.subarray(0, i + 1) };
-    }
-  }
-  return { gte: prefix, lt: Buffer.from([0xff, 0xff, 0xff, 0xff]) };
-}
-
-function installMarkerKey(rangeId: number): Buffer {
-  const k = Buffer.alloc(9);
-  k[0] = PREFIX_INSTALL_MARKER;
-  writeU64(k, 1, rangeId);
-  return k;
-}
+const stagingChunkKey = (rangeId: number, snapIndex: number, seq: number): Buffer => stagingKey(rangeId, snapIndex, seq);
+const stagingPrefix = (rangeId: number, snapIndex?: number): Buffer => stagingKey(rangeId, snapIndex);
 
 // ---------------------------------------------------------------------------------------------
 // Sending

@@ -13,6 +13,8 @@
 //   0x04 rangeId(8) clientId(8) sequence(8)        the first result of that client's write
 //   0x05 rangeId(8)                                descriptor of a range hosted on this node
 //   0x06 nodeId(8)                                 address of a peer node (learned from membership changes)
+//   0x07 rangeId(8) snapIndex(8) seq(8)            a staged chunk of an incoming snapshot payload
+//   0x08 rangeId(8)                                snapshot install marker (the Raft snapshot being installed)
 
 export const PREFIX_META = 0x01;
 export const PREFIX_GROUP = 0x02;
@@ -20,6 +22,8 @@ export const PREFIX_DATA = 0x03;
 export const PREFIX_SESSION = 0x04;
 export const PREFIX_RANGE = 0x05;
 export const PREFIX_PEER = 0x06;
+export const PREFIX_STAGING = 0x07;
+export const PREFIX_INSTALL_MARKER = 0x08;
 
 export const GROUP_HARD_STATE = 0x01;
 export const GROUP_APPLY_STATE = 0x02;
@@ -38,6 +42,26 @@ export function writeU64(buf: Buffer, offset: number, v: number): void {
 export function readU64(buf: Uint8Array, offset: number): number {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   return b.readUInt32BE(offset) * TWO_32 + b.readUInt32BE(offset + 4);
+}
+
+/** A key made of a one-byte prefix and 8-byte big-endian numbers. */
+export function numericKey(prefix: number, ...nums: number[]): Buffer {
+  const k = Buffer.alloc(1 + 8 * nums.length);
+  k[0] = prefix;
+  nums.forEach((n, i) => writeU64(k, 1 + 8 * i, n));
+  return k;
+}
+
+/** [gte, lt) of every key that starts with `prefix` (prefix must not be all 0xff bytes). */
+export function prefixRange(prefix: Buffer): { gte: Buffer; lt: Buffer } {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    if ((prefix[i] as number) < 0xff) {
+      const lt = Buffer.from(prefix.subarray(0, i + 1));
+      lt[i] = (lt[i] as number) + 1;
+      return { gte: prefix, lt };
+    }
+  }
+  throw new TypeError('prefixRange: a prefix of only 0xff bytes has no upper bound');
 }
 
 export function metaKey(name: 'format' | 'cluster' | 'node'): Buffer {
@@ -77,13 +101,7 @@ export function logKeyRange(groupId: number): { gte: Buffer; lt: Buffer } {
 
 /** [start, end) covering every key of the group. */
 export function groupKeyRange(groupId: number): { gte: Buffer; lt: Buffer } {
-  const gte = Buffer.alloc(9);
-  gte[0] = PREFIX_GROUP;
-  writeU64(gte, 1, groupId);
-  const lt = Buffer.alloc(9);
-  lt[0] = PREFIX_GROUP;
-  writeU64(lt, 1, groupId + 1);
-  return { gte, lt };
+  return prefixRange(numericKey(PREFIX_GROUP, groupId));
 }
 
 export function logIndexOfKey(key: Uint8Array): number {
@@ -109,51 +127,43 @@ export function dataKeyRange(start: Uint8Array, end: Uint8Array): { gte: Buffer;
 }
 
 export function sessionKey(rangeId: number, clientId: number): Buffer {
-  const k = Buffer.alloc(17);
-  k[0] = PREFIX_SESSION;
-  writeU64(k, 1, rangeId);
-  writeU64(k, 9, clientId);
-  return k;
+  return numericKey(PREFIX_SESSION, rangeId, clientId);
 }
 
 export function sessionResultKey(rangeId: number, clientId: number, sequence: number): Buffer {
-  const k = Buffer.alloc(25);
-  k[0] = PREFIX_SESSION;
-  writeU64(k, 1, rangeId);
-  writeU64(k, 9, clientId);
-  writeU64(k, 17, sequence);
-  return k;
+  return numericKey(PREFIX_SESSION, rangeId, clientId, sequence);
 }
 
 /** [start, end) of every session key of a range. */
 export function sessionKeyRange(rangeId: number): { gte: Buffer; lt: Buffer } {
-  const gte = Buffer.alloc(9);
-  gte[0] = PREFIX_SESSION;
-  writeU64(gte, 1, rangeId);
-  const lt = Buffer.alloc(9);
-  lt[0] = PREFIX_SESSION;
-  writeU64(lt, 1, rangeId + 1);
-  return { gte, lt };
+  return prefixRange(numericKey(PREFIX_SESSION, rangeId));
 }
 
 export function rangeDescriptorKey(rangeId: number): Buffer {
-  const k = Buffer.alloc(9);
-  k[0] = PREFIX_RANGE;
-  writeU64(k, 1, rangeId);
-  return k;
+  return numericKey(PREFIX_RANGE, rangeId);
 }
 
 export function rangeDescriptorKeyRange(): { gte: Buffer; lt: Buffer } {
-  return { gte: Buffer.from([PREFIX_RANGE]), lt: Buffer.from([PREFIX_RANGE + 1]) };
+  return prefixRange(Buffer.from([PREFIX_RANGE]));
 }
 
 export function peerAddressKey(nodeId: number): Buffer {
-  const k = Buffer.alloc(9);
-  k[0] = PREFIX_PEER;
-  writeU64(k, 1, nodeId);
-  return k;
+  return numericKey(PREFIX_PEER, nodeId);
 }
 
 export function peerAddressKeyRange(): { gte: Buffer; lt: Buffer } {
-  return { gte: Buffer.from([PREFIX_PEER]), lt: Buffer.from([PREFIX_PEER + 1]) };
+  return prefixRange(Buffer.from([PREFIX_PEER]));
+}
+
+/** Staged chunks of incoming snapshot payloads: [prefix][rangeId][snapshot index][chunk seq]. */
+export function stagingKey(rangeId: number, snapIndex?: number, seq?: number): Buffer {
+  const nums = [rangeId];
+  if (snapIndex !== undefined) nums.push(snapIndex);
+  if (seq !== undefined) nums.push(seq);
+  return numericKey(PREFIX_STAGING, ...nums);
+}
+
+/** The install marker of a range: the Raft snapshot being installed. */
+export function installMarkerKey(rangeId: number): Buffer {
+  return numericKey(PREFIX_INSTALL_MARKER, rangeId);
 }
