@@ -251,6 +251,7 @@ export class KvService {
     const cmd: Command = {
       clientId: header?.clientId ?? 0,
       sequence: header?.sequence ?? 0,
+      answeredBelow: header?.answeredBelow ?? 0,
       proposedAtMs: Date.now(),
       epochVersion: r.sm.bounds.epochVersion,
       ops,

@@ -11,6 +11,7 @@ export interface RequestHeaderMsg {
   epoch: RangeEpochMsg | null;
   clientId: number;
   sequence: number;
+  answeredBelow: number;
 }
 
 export interface NodeAddressMsg {

@@ -27,8 +27,8 @@ export interface ClientOptions {
   /** Exactly-once identity; random by default. */
   readonly clientId?: number;
   /**
-   * Writes in flight at once; more wait for a slot. Must stay below the ranges' session window
-   * (1,024 remembered results per client), or a retry could fall out of the window. Default 512.
+   * Writes in flight at once; more wait for a slot. Must stay below the ranges' hard cap of
+   * remembered results per client (4,096). Default 512.
    */
   readonly maxInflightWrites?: number;
 }
@@ -239,9 +239,34 @@ export class KvClient {
     }
   }
 
+  /** Sequences of writes not yet answered (their results must stay remembered by the range). */
+  private readonly unanswered = new Set<number>();
+
+  /** The lowest unanswered sequence (or the next one): every write below it was answered. */
+  private answeredBelow(): number {
+    let low = this.sequence + 1;
+    for (const s of this.unanswered) if (s < low) low = s;
+    return low;
+  }
+
   private async attempt(method: 'get' | 'put' | 'delete' | 'compareAndSwap', body: object, isWrite: boolean): Promise<HasHeader> {
     const deadline = Date.now() + (this.opts.deadlineMs ?? 10_000);
-    const header = isWrite ? { clientId: this.clientId, sequence: ++this.sequence } : {};
+    const sequence = isWrite ? ++this.sequence : 0;
+    if (isWrite) this.unanswered.add(sequence);
+    try {
+      return await this.attemptWith(method, body, isWrite, sequence, deadline);
+    } finally {
+      if (isWrite) this.unanswered.delete(sequence);
+    }
+  }
+
+  private async attemptWith(
+    method: 'get' | 'put' | 'delete' | 'compareAndSwap',
+    body: object,
+    isWrite: boolean,
+    sequence: number,
+    deadline: number,
+  ): Promise<HasHeader> {
     let backoff = this.opts.initialBackoffMs ?? 20;
     /** Whether some attempt may have reached a leader and been proposed. */
     let mayHaveApplied = false;
@@ -250,6 +275,8 @@ export class KvClient {
       const address = this.pickAddress();
       let retryNow = false;
       try {
+        // Recomputed per attempt: answers to other writes meanwhile let the range forget more.
+        const header = isWrite ? { clientId: this.clientId, sequence, answeredBelow: this.answeredBelow() } : {};
         const res = await unaryCall(this.stub(address)[method].bind(this.stub(address)), { ...body, header }, deadline);
         const err = res.header?.error;
         if (!err) {

@@ -2,7 +2,7 @@
 // (they are on the hot path: encoded once per proposal, decoded once per replica).
 //
 // Command layout (all integers big-endian):
-//   [kind u8 = 1][version u8 = 1][clientId u64][sequence u64][proposedAtMs u64][epochVersion u64][opCount u32] op*
+//   [kind u8 = 1][version u8 = 2][clientId u64][sequence u64][answeredBelow u64][proposedAtMs u64][epochVersion u64][opCount u32] op*
 //   op: [opKind u8][keyLen u32][key] then per kind:
 //     PUT     [valueLen u32][value]
 //     DELETE  (nothing)
@@ -13,6 +13,7 @@
 import { readU64, writeU64 } from '../storage/keys';
 
 export const ENTRY_KIND_KV = 1;
+const COMMAND_VERSION = 2;
 
 export enum OpKind {
   Put = 1,
@@ -42,6 +43,11 @@ export interface Command {
   /** Exactly-once: the client's id (0 = no deduplication) and the write's sequence number. */
   readonly clientId: number;
   readonly sequence: number;
+  /**
+   * Every write of this client with a lower sequence has been answered: the range may forget their
+   * results (Raft dissertation §6.3). Lets a client pipeline any number of writes safely.
+   */
+  readonly answeredBelow: number;
   /** The proposing leader's wall clock (ms); the state machine's only notion of time (session expiry). */
   readonly proposedAtMs: number;
   /** The range epoch version the command was routed with; checked again at apply. */
@@ -64,7 +70,7 @@ export enum CommandStatus {
   Ok = 0,
   /** The range's epoch changed between routing and apply (e.g. a split): nothing was applied. */
   EpochNotMatch = 1,
-  /** A retry whose sequence number fell out of the session's window: it may or may not have applied. */
+  /** A write whose sequence the range has forgotten (answered, or past the hard cap): it may or may not have applied. */
   SequenceTooOld = 2,
   /** A key is outside the range: nothing was applied. */
   KeyNotInRange = 3,
@@ -168,13 +174,14 @@ function opSize(op: Op): number {
 }
 
 export function encodeCommand(c: Command): Buffer {
-  let size = 2 + 8 * 4 + 4;
+  let size = 2 + 8 * 5 + 4;
   for (const op of c.ops) size += opSize(op);
   const w = new Writer(size);
   w.u8(ENTRY_KIND_KV);
-  w.u8(1);
+  w.u8(COMMAND_VERSION);
   w.u64(c.clientId);
   w.u64(c.sequence);
+  w.u64(c.answeredBelow);
   w.u64(c.proposedAtMs);
   w.u64(c.epochVersion);
   w.u32(c.ops.length);
@@ -215,9 +222,10 @@ export function decodeCommand(data: Uint8Array): Command {
   const kind = r.u8();
   if (kind !== ENTRY_KIND_KV) throw new CommandDecodeError(`entry kind ${kind} is not a KV command`);
   const version = r.u8();
-  if (version !== 1) throw new CommandDecodeError(`unknown command version ${version}`);
+  if (version !== COMMAND_VERSION) throw new CommandDecodeError(`unknown command version ${version}`);
   const clientId = r.u64();
   const sequence = r.u64();
+  const answeredBelow = r.u64();
   const proposedAtMs = r.u64();
   const epochVersion = r.u64();
   const n = r.u32();
@@ -251,7 +259,7 @@ export function decodeCommand(data: Uint8Array): Command {
     }
   }
   r.end();
-  return { clientId, sequence, proposedAtMs, epochVersion, ops };
+  return { clientId, sequence, answeredBelow, proposedAtMs, epochVersion, ops };
 }
 
 export function encodeResult(res: CommandResult): Buffer {

@@ -6,10 +6,12 @@
 // applied to). Time comes from the proposing leader's timestamp inside each command, never from
 // this replica's clock, so every replica expires the same sessions at the same index.
 //
-// Exactly-once assumptions (documented for clients): a client keeps fewer than `sessionWindow`
-// writes outstanding, and never retries a write after its deadline, which is far shorter than
-// `sessionTtlMs`. A retry whose sequence fell out of the window is refused as SequenceTooOld
-// (the client reports it as indeterminate).
+// Exactly-once: each write carries `answeredBelow`, the client's promise that every lower sequence
+// was answered; the range then forgets those results (Raft dissertation §6.3), so a client may
+// pipeline writes freely. `sessionWindow` is only a hard cap per client against misbehaving
+// clients. A client never retries a write after its deadline, which is far shorter than
+// `sessionTtlMs`. A write whose sequence was forgotten is refused as SequenceTooOld (the client
+// reports it as indeterminate).
 
 import { CorruptDataError, Engine, WriteBatch } from '../storage';
 import { openRecord, sealRecord } from '../storage/codec';
@@ -35,7 +37,7 @@ export interface RangeBounds {
 }
 
 export interface StateMachineOptions {
-  /** Results remembered per client (its pipelining bound). Default 1024. */
+  /** Hard cap on results remembered per client (a client's unanswered writes). Default 4096. */
   readonly sessionWindow?: number;
   /** A client session idle this long (by leader timestamps) is forgotten. Default 10 minutes. */
   readonly sessionTtlMs?: number;
@@ -108,7 +110,7 @@ export class KvStateMachine {
     private readonly sessions: Map<number, Session>,
     opts: StateMachineOptions,
   ) {
-    this.sessionWindow = opts.sessionWindow ?? 1024;
+    this.sessionWindow = opts.sessionWindow ?? 4096;
     this.sessionTtlMs = opts.sessionTtlMs ?? 10 * 60 * 1000;
     this.sweepEvery = opts.sessionSweepEveryEntries ?? 1024;
   }
@@ -202,6 +204,7 @@ export class KvStateMachine {
     if (cmd.clientId !== 0) {
       session = this.sessions.get(cmd.clientId);
       if (session) {
+        this.forgetAnswered(batch, cmd.clientId, session, cmd.answeredBelow);
         const first = session.results.get(cmd.sequence);
         if (first) return decodeResult(first);
         if (cmd.sequence < session.floor) return { status: CommandStatus.SequenceTooOld, results: [] };
@@ -270,9 +273,24 @@ export class KvStateMachine {
     return { status: CommandStatus.Ok, results };
   }
 
+  /** Drops the results of writes the client says were answered (all sequences below `below`). */
+  private forgetAnswered(batch: WriteBatch, clientId: number, s: Session, below: number): void {
+    if (below <= s.floor) return;
+    s.floor = below;
+    while (s.seqs.length > 0 && (s.seqs[0] as number) < below) {
+      const seq = s.seqs.shift() as number;
+      s.results.delete(seq);
+      batch.del(sessionResultKey(this.rangeId, clientId, seq));
+    }
+    batch.put(sessionKey(this.rangeId, clientId), encodeSession(s));
+  }
+
   private remember(batch: WriteBatch, cmd: Command, existing: Session | undefined, result: CommandResult): void {
     const s: Session = existing ?? { lastSeenMs: 0, floor: 0, results: new Map<number, Buffer>(), seqs: [] };
-    if (!existing) this.sessions.set(cmd.clientId, s);
+    if (!existing) {
+      this.sessions.set(cmd.clientId, s);
+      this.forgetAnswered(batch, cmd.clientId, s, cmd.answeredBelow);
+    }
     s.lastSeenMs = Math.max(s.lastSeenMs, cmd.proposedAtMs);
     const enc = encodeResult(result);
     s.results.set(cmd.sequence, enc);

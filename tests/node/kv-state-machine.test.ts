@@ -32,7 +32,7 @@ async function open(bounds = FULL, opts = {}): Promise<{ engine: Engine; sm: KvS
 }
 
 function cmd(ops: Op[], clientId = 0, sequence = 0, proposedAtMs = 1000, epochVersion = 1): Command {
-  return { clientId, sequence, proposedAtMs, epochVersion, ops };
+  return { clientId, sequence, answeredBelow: 0, proposedAtMs, epochVersion, ops };
 }
 
 /** Applies commands at consecutive indexes starting at `from`, one batch each. */
@@ -173,6 +173,28 @@ describe('KV state machine', () => {
     const [old, recent] = await applyAll(engine, sm, 6, [puts[0]!, puts[4]!]);
     expect(old!.status).toBe(CommandStatus.SequenceTooOld);
     expect(recent!.results[0]).toMatchObject({ version: 5 });
+    await engine.close();
+  });
+
+  it('keeps the result of a slow write however many later writes overtake it, until the client says it was answered', async () => {
+    const { engine, sm } = await open();
+    const put = (seq: number, answeredBelow: number): Command => ({
+      ...cmd([{ kind: OpKind.Put, key: b(`p${seq}`), value: b('v') }], 11, seq),
+      answeredBelow,
+    });
+    const [slow] = await applyAll(engine, sm, 1, [put(1, 1)]);
+    // 1,500 later writes are applied and answered while write 1 is still unanswered.
+    await applyAll(engine, sm, 2, Array.from({ length: 1500 }, (_, i) => put(i + 2, 1)));
+    const [retry] = await applyAll(engine, sm, 2000, [put(1, 1)]);
+    expect(retry).toEqual(slow);
+    // The client reports everything below 1,502 answered: those results are forgotten, and an
+    // (impossible) retry of one is refused instead of applied twice.
+    await applyAll(engine, sm, 2001, [put(1502, 1502)]);
+    const [forgotten] = await applyAll(engine, sm, 2002, [put(1, 1502)]);
+    expect(forgotten!.status).toBe(CommandStatus.SequenceTooOld);
+    let stored = 0;
+    for await (const _k of engine.db.keys({ gte: Buffer.from([0x04]), lt: Buffer.from([0x05]) })) stored++;
+    expect(stored).toBe(2); // the session record and the result of 1502
     await engine.close();
   });
 

@@ -74,6 +74,7 @@ class TestCluster {
     const cmd: Command = {
       clientId: 99,
       sequence: ++this.seq,
+      answeredBelow: 0,
       proposedAtMs: Date.now(),
       epochVersion: 1,
       ops: [{ kind: OpKind.Put, key: Buffer.from(key), value: Buffer.from(value) }],
@@ -119,7 +120,7 @@ describe('node: three replicas over the local transport', () => {
     const leader = await c.leader();
     const follower = [...c.nodes.values()].find((n) => n !== leader)!;
     await c.waitFor('follower knows the leader', () => (follower.replica(RANGE).rawNode.status().leader === leader.nodeId ? true : undefined));
-    const cmd: Command = { clientId: 0, sequence: 0, proposedAtMs: 0, epochVersion: 1, ops: [] };
+    const cmd: Command = { clientId: 0, sequence: 0, answeredBelow: 0, proposedAtMs: 0, epochVersion: 1, ops: [] };
     await expect(follower.propose(RANGE, cmd)).rejects.toMatchObject({ code: 'RAFT_NOT_LEADER', leader: leader.nodeId });
   });
 

@@ -80,6 +80,7 @@ class GrpcNodeCluster {
     const cmd: Command = {
       clientId: 7,
       sequence: ++this.seq,
+      answeredBelow: 0,
       proposedAtMs: Date.now(),
       epochVersion: 1,
       ops: [{ kind: OpKind.Put, key: Buffer.from(key), value: Buffer.from(value) }],
