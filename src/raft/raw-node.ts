@@ -141,6 +141,7 @@ export class RawNode {
     if (this.awaitingAdvance) throw new Error('raw node: ready() called again before advance() of the previous Ready');
     this.awaitingAdvance = true;
     const r = this.raft;
+    r.flushProposals();
     const soft = r.softState();
     const hs = r.hardState();
     const entries = r.raftLog.unstableEntries();

@@ -67,3 +67,15 @@ describe('write-ahead log check', () => {
     expect(readFileSync(log).equals(before)).toBe(true); // the evidence is intact
   });
 });
+
+describe('crc32', () => {
+  it('the native and the JavaScript implementations agree (values stored by either read back with the other)', async () => {
+    const { crc32, crc32Js } = await import('../../src/storage/crc32');
+    for (const n of [0, 1, 7, 255, 4096]) {
+      const data = Buffer.alloc(n, 0);
+      for (let i = 0; i < n; i++) data[i] = (i * 131 + 7) & 0xff;
+      expect(crc32(data)).toBe(crc32Js(data));
+    }
+    expect(crc32Js(Buffer.from('123456789'))).toBe(0xcbf43926);
+  });
+});
