@@ -17,7 +17,7 @@ SIM_RUNNER := dist/tests/sim/run.js
 # Fails clearly when the simulator is not there (tests/sim/run.ts is compiled by `build`).
 CHECK_SIM_RUNNER = @test -f $(SIM_RUNNER) || { echo "$(SIM_RUNNER) is missing: the simulator (tests/sim/run.ts) has not landed or did not build" >&2; exit 1; }
 
-.PHONY: install build test sim run stop clean
+.PHONY: install build test sim run stop bench clean
 
 # npm ci only when node_modules is missing or package-lock.json is newer than npm's record of
 # what it installed (node_modules/.package-lock.json).
@@ -58,6 +58,12 @@ run: build
 
 stop:
 	scripts/cluster.sh stop
+
+# RangeKV against etcd on loopback (needs etcd: apt-get install -y etcd-server). BENCH_ARGS go to
+# scripts/bench/run.sh (e.g. BENCH_ARGS="--concurrency 64 --seconds 10").
+BENCH_ARGS ?=
+bench: build
+	scripts/bench/run.sh --no-build $(BENCH_ARGS)
 
 clean:
 	rm -rf dist

@@ -294,6 +294,8 @@ async function run(argv: string[]): Promise<number> {
       }
     });
 
+  (await import('./bench')).addBenchCommand(program);
+
   try {
     await program.parseAsync(argv);
   } catch (err) {
