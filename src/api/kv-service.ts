@@ -246,7 +246,7 @@ export class KvService {
   // Writes
 
   private async propose(r: Replica, header: RequestHeaderMsg | null, ops: Op[]): Promise<CommandResult> {
-    const status = r.rawNode.status();
+    const status = r.rawNode.basicStatus();
     if (status.state !== 'Leader') throw this.notLeader(r, status.leader);
     const cmd: Command = {
       clientId: header?.clientId ?? 0,

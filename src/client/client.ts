@@ -280,7 +280,9 @@ export class KvClient {
         const res = await unaryCall(this.stub(address)[method].bind(this.stub(address)), { ...body, header }, deadline);
         const err = res.header?.error;
         if (!err) {
-          this.leaderAddress = address;
+          // Only a write proves `address` leads (any replica answers a read): linearizable reads
+          // are cheapest on the leader, so do not let a follower's answer replace it.
+          if (isWrite || this.leaderAddress === undefined) this.leaderAddress = address;
           return res;
         }
         // A routing error: the request was not executed on this node.

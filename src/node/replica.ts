@@ -108,7 +108,7 @@ export class Replica {
   }
 
   isLeader(): boolean {
-    return this.rawNode.status().state === StateType.Leader;
+    return this.rawNode.basicStatus().state === StateType.Leader;
   }
 
   /** Proposes a command; resolves with its result once applied here. */

@@ -17,6 +17,7 @@ import {
   ReadState,
   Snapshot,
   SoftState,
+  StateType,
   hardStateEqual,
   isEmptyHardState,
   isLocalMessage,
@@ -118,8 +119,14 @@ export class RawNode {
     this.raft.reportSnapshot(id, ok);
   }
 
+  /** Full status, with every follower's progress on a leader (allocates: not for hot paths). */
   status(): Status {
     return this.raft.status();
+  }
+
+  /** Role and known leader, without allocating (for per-request checks). */
+  basicStatus(): { readonly state: StateType; readonly leader: number; readonly term: number } {
+    return { state: this.raft.state, leader: this.raft.lead, term: this.raft.term };
   }
 
   hasReady(): boolean {
