@@ -17,7 +17,7 @@ SIM_RUNNER := dist/tests/sim/run.js
 # Fails clearly when the simulator is not there (tests/sim/run.ts is compiled by `build`).
 CHECK_SIM_RUNNER = @test -f $(SIM_RUNNER) || { echo "$(SIM_RUNNER) is missing: the simulator (tests/sim/run.ts) has not landed or did not build" >&2; exit 1; }
 
-.PHONY: install build test sim run stop bench clean
+.PHONY: install build tools test sim run stop bench clean
 
 # npm ci only when node_modules is missing or package-lock.json is newer than npm's record of
 # what it installed (node_modules/.package-lock.json).
@@ -34,7 +34,18 @@ build: install
 	npx --no -- tsc -p tsconfig.json
 	chmod +x bin/kvd bin/kvctl
 
-test: build
+# protoc checks that proto/ compiles as is (tests/integration/proto.test.ts). Installed with
+# Debian's package when we are root, as on CI and the project's machines.
+tools:
+	@command -v protoc >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing protoc (apt-get install protobuf-compiler)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler; \
+		else \
+			echo "make test needs protoc: install it (Debian/Ubuntu: sudo apt-get install protobuf-compiler)" >&2; exit 1; \
+		fi; }
+
+test: build tools
 	npx --no -- jest --ci
 	$(CHECK_SIM_RUNNER)
 	node $(SIM_RUNNER) --seeds $(SIM_SEEDS) --steps $(SIM_STEPS)
