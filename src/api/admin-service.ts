@@ -6,7 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Node, NodeError, Replica } from '../node';
 import { ConfChangeRefusedError, ConfChangeType, NotLeaderError, StateType } from '../raft';
-import type { RangeDescriptorMsg, RoutingErrorMsg } from './messages';
+import type { RoutingErrorMsg } from './messages';
+import { descriptorOf, notLeaderError } from './routing';
 import { MalformedRequest, isMalformed, tolerantServiceDefinition } from './proto';
 
 export interface AdminServiceOptions {
@@ -78,25 +79,8 @@ export class AdminService {
     return r;
   }
 
-  private descriptor(r: Replica): RangeDescriptorMsg {
-    return {
-      rangeId: r.rangeId,
-      startKey: Buffer.from(r.sm.bounds.start),
-      endKey: Buffer.from(r.sm.bounds.end),
-      epoch: { version: r.sm.bounds.epochVersion, confVersion: 0 },
-      replicas: [
-        ...r.confState.voters.map((nodeId) => ({ nodeId, role: 1 })),
-        ...r.confState.learners.map((nodeId) => ({ nodeId, role: 2 })),
-      ],
-    };
-  }
-
   private notLeaderError(r: Replica): RoutingErrorMsg {
-    const leader = r.rawNode.status().leader;
-    return {
-      message: leader === 0 ? `range ${r.rangeId}: no leader known` : `range ${r.rangeId}: leader is node ${leader}`,
-      notLeader: { rangeId: r.rangeId, leader: leader === 0 ? null : { nodeId: leader, address: this.o.node.addressOf(leader) ?? '' } },
-    };
+    return notLeaderError(r, r.rawNode.basicStatus().leader, (id) => this.o.node.addressOf(id));
   }
 
   private rangeStatusOf(r: Replica): object {
@@ -105,7 +89,7 @@ export class AdminService {
       ? [...st.progress.entries()].map(([nodeId, p]) => ({ nodeId, role: p.isLearner ? 2 : 1, matchIndex: p.match, state: p.state }))
       : [];
     return {
-      descriptor: this.descriptor(r),
+      descriptor: descriptorOf(r),
       leaderNodeId: st.leader,
       term: st.term,
       commitIndex: st.commit,
@@ -146,13 +130,13 @@ export class AdminService {
     if (!r.confState.voters.includes(req.toNodeId)) {
       throw new AdminFailure(grpc.status.INVALID_ARGUMENT, `to_node_id: node ${req.toNodeId} is not a voter of range ${r.rangeId}`);
     }
-    if (r.rawNode.status().state !== StateType.Leader) return { error: this.notLeaderError(r), descriptor: this.descriptor(r) };
-    if (r.rawNode.status().leader === req.toNodeId) return { error: null, descriptor: this.descriptor(r) };
+    if (r.rawNode.basicStatus().state !== StateType.Leader) return { error: this.notLeaderError(r), descriptor: descriptorOf(r) };
+    if (r.rawNode.status().leader === req.toNodeId) return { error: null, descriptor: descriptorOf(r) };
     this.o.node.transferLeader(r.rangeId, req.toNodeId);
     const deadline = Date.now() + (this.o.transferWaitMs ?? 5000);
     while (Date.now() < deadline) {
       const st = r.rawNode.status();
-      if (st.leader === req.toNodeId) return { error: null, descriptor: this.descriptor(r) };
+      if (st.leader === req.toNodeId) return { error: null, descriptor: descriptorOf(r) };
       await new Promise((res) => setTimeout(res, 10));
     }
     throw new AdminFailure(grpc.status.DEADLINE_EXCEEDED, `node ${req.toNodeId} did not take over range ${r.rangeId} in time (it may be behind or down)`);
@@ -169,14 +153,14 @@ export class AdminService {
     if (type === ConfChangeType.AddVoter && !r.confState.learners.includes(req.nodeId)) {
       throw new AdminFailure(grpc.status.FAILED_PRECONDITION, `node ${req.nodeId} is not a learner of range ${r.rangeId}: add it as a learner first`);
     }
-    if (r.rawNode.status().state !== StateType.Leader) return { error: this.notLeaderError(r), descriptor: this.descriptor(r) };
+    if (r.rawNode.basicStatus().state !== StateType.Leader) return { error: this.notLeaderError(r), descriptor: descriptorOf(r) };
     try {
       await this.o.node.proposeConfChange(r.rangeId, { type, nodeId: req.nodeId, context: Buffer.from(req.address ?? '', 'utf8') });
     } catch (err) {
-      if (err instanceof NotLeaderError) return { error: this.notLeaderError(r), descriptor: this.descriptor(r) };
+      if (err instanceof NotLeaderError) return { error: this.notLeaderError(r), descriptor: descriptorOf(r) };
       if (err instanceof ConfChangeRefusedError) throw new AdminFailure(grpc.status.FAILED_PRECONDITION, err.message);
       throw err;
     }
-    return { error: null, descriptor: this.descriptor(r) };
+    return { error: null, descriptor: descriptorOf(r) };
   }
 }

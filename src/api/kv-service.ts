@@ -27,7 +27,6 @@ import {
   DeleteRequestMsg,
   GetRequestMsg,
   PutRequestMsg,
-  RangeDescriptorMsg,
   ReadConsistencyValue,
   RequestHeaderMsg,
   ResponseHeaderMsg,
@@ -35,6 +34,7 @@ import {
   ScanRequestMsg,
 } from './messages';
 import { MalformedRequest, isMalformed, tolerantServiceDefinition } from './proto';
+import { descriptorOf, notLeaderError } from './routing';
 import {
   InvalidArgumentError,
   Limits,
@@ -185,26 +185,8 @@ export class KvService {
     return { rangeId: r.rangeId, nodeId: this.node.nodeId, appliedIndex: r.appliedIndex, error: null };
   }
 
-  private descriptor(r: Replica): RangeDescriptorMsg {
-    const b = r.sm.bounds;
-    return {
-      rangeId: r.rangeId,
-      startKey: Buffer.from(b.start),
-      endKey: Buffer.from(b.end),
-      epoch: { version: b.epochVersion, confVersion: 0 },
-      replicas: [
-        ...r.confState.voters.map((nodeId) => ({ nodeId, role: 1 })),
-        ...r.confState.learners.map((nodeId) => ({ nodeId, role: 2 })),
-      ],
-    };
-  }
-
   private notLeader(r: Replica, leader: number): RoutingFailure {
-    const address = leader === 0 ? undefined : this.o.addresses(leader);
-    return new RoutingFailure(r.rangeId, {
-      message: leader === 0 ? `range ${r.rangeId}: no leader known; retry shortly` : `range ${r.rangeId}: leader is node ${leader}`,
-      notLeader: { rangeId: r.rangeId, leader: leader === 0 ? null : { nodeId: leader, address: address ?? '' } },
-    });
+    return new RoutingFailure(r.rangeId, notLeaderError(r, leader, this.o.addresses));
   }
 
   /** Finds the replica a request is for and checks its route: range, epoch, key bounds. */
@@ -228,7 +210,7 @@ export class KvService {
     if (epoch && epoch.version !== 0 && epoch.version !== r.sm.bounds.epochVersion) {
       throw new RoutingFailure(r.rangeId, {
         message: `range ${r.rangeId}: epoch version ${epoch.version} is stale (current ${r.sm.bounds.epochVersion})`,
-        epochNotMatch: { current: [this.descriptor(r)] },
+        epochNotMatch: { current: [descriptorOf(r)] },
       });
     }
     for (const k of keys) {
@@ -274,7 +256,7 @@ export class KvService {
       case CommandStatus.Ok:
         return res;
       case CommandStatus.EpochNotMatch:
-        throw new RoutingFailure(r.rangeId, { message: `range ${r.rangeId} changed before the write applied`, epochNotMatch: { current: [this.descriptor(r)] } });
+        throw new RoutingFailure(r.rangeId, { message: `range ${r.rangeId} changed before the write applied`, epochNotMatch: { current: [descriptorOf(r)] } });
       case CommandStatus.KeyNotInRange:
         throw new RoutingFailure(r.rangeId, {
           message: `a key left range ${r.rangeId} before the write applied`,

@@ -54,12 +54,12 @@ async function run(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-  const client = (): KvClient => {
-    const g = program.opts<GlobalOptions>();
-    const endpoints = g.endpoints.split(',').map((s) => s.trim()).filter(Boolean);
-    if (endpoints.length === 0) throw new UsageError('--endpoints: give at least one host:port');
-    return new KvClient({ endpoints, deadlineMs: g.timeoutMs });
+  const endpoints = (): string[] => {
+    const list = program.opts<GlobalOptions>().endpoints.split(',').map((e) => e.trim()).filter(Boolean);
+    if (list.length === 0) throw new UsageError('--endpoints: give at least one host:port');
+    return list;
   };
+  const client = (): KvClient => new KvClient({ endpoints: endpoints(), deadlineMs: program.opts<GlobalOptions>().timeoutMs });
   const json = (): boolean => program.opts<GlobalOptions>().json;
 
   program
@@ -175,12 +175,7 @@ async function run(argv: string[]): Promise<number> {
       }
     });
 
-  const admin = (): AdminClient => {
-    const g = program.opts<GlobalOptions>();
-    const endpoints = g.endpoints.split(',').map((x) => x.trim()).filter(Boolean);
-    if (endpoints.length === 0) throw new UsageError('--endpoints: give at least one host:port');
-    return new AdminClient(endpoints, g.timeoutMs);
-  };
+  const admin = (): AdminClient => new AdminClient(endpoints(), program.opts<GlobalOptions>().timeoutMs);
   const id = (name: string, v: string): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} must be a positive integer, got '${v}'`);

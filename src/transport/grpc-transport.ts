@@ -57,6 +57,7 @@ import {
   estimateEncodedBytes,
   snapshotChunks,
 } from './raft-codec';
+import { OutboundQueues } from './outbound';
 import type { RangeMessage, SnapshotSink, Transport, TransportHandler } from './transport';
 
 const KIB = 1024;
@@ -292,7 +293,7 @@ export class GrpcTransport implements Transport {
   private handler: TransportHandler | undefined;
   private started = false;
   private stopped = false;
-  private queued = new Map<number, RangeMessage[]>();
+  private readonly outbound = new OutboundQueues();
   private readonly links = new Map<number, PeerLink>();
   private readonly incoming = new Set<IncomingCall>();
   private incomingSnapshots = 0;
@@ -340,18 +341,12 @@ export class GrpcTransport implements Transport {
   }
 
   send(toNode: number, messages: readonly RangeMessage[]): void {
-    if (this.stopped || messages.length === 0) return;
-    let q = this.queued.get(toNode);
-    if (!q) {
-      q = [];
-      this.queued.set(toNode, q);
-    }
-    for (const m of messages) q.push(m);
+    if (this.stopped) return;
+    this.outbound.add(toNode, messages);
   }
 
   flush(): void {
-    const queued = this.queued;
-    this.queued = new Map();
+    const queued = this.outbound.take();
     if (this.stopped) return;
     for (const [to, msgs] of queued) this.flushPeer(to, msgs);
   }
@@ -360,7 +355,7 @@ export class GrpcTransport implements Transport {
     if (this.stopped) return;
     this.stopped = true;
     this.handler = undefined;
-    this.queued = new Map();
+    this.outbound.clear();
 
     for (const call of [...this.incoming]) {
       call.finish({ code: grpc.status.UNAVAILABLE, details: `raft transport of node ${this.opts.nodeId} stopped` });

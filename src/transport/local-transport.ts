@@ -1,6 +1,8 @@
 // An in-process network for tests: nodes register on a LocalNetwork; batches are delivered
 // asynchronously (next macrotask), in order per link, and links can be cut.
 
+import { MessageType } from '../raft';
+import { OutboundQueues } from './outbound';
 import type { RangeMessage, Transport, TransportHandler } from './transport';
 
 export class LocalNetwork {
@@ -55,7 +57,7 @@ export class LocalNetwork {
 
 export class LocalTransport implements Transport {
   private handler: TransportHandler | undefined;
-  private queued = new Map<number, RangeMessage[]>();
+  private readonly outbound = new OutboundQueues();
   private stopped = false;
 
   constructor(
@@ -71,17 +73,11 @@ export class LocalTransport implements Transport {
   send(toNode: number, messages: readonly RangeMessage[]): void {
     // A stopped node says nothing more (the Transport contract, tests/transport/transport-conformance.ts).
     if (this.stopped) return;
-    let q = this.queued.get(toNode);
-    if (!q) {
-      q = [];
-      this.queued.set(toNode, q);
-    }
-    for (const m of messages) q.push(m);
+    this.outbound.add(toNode, messages);
   }
 
   flush(): void {
-    const queued = this.queued;
-    this.queued = new Map();
+    const queued = this.outbound.take();
     for (const [to, msgs] of queued) {
       const streamed = msgs.filter((m) => this.streamsPayload(to, m));
       const plain = streamed.length === 0 ? msgs : msgs.filter((m) => !streamed.includes(m));
@@ -91,7 +87,7 @@ export class LocalTransport implements Transport {
   }
 
   private streamsPayload(to: number, m: RangeMessage): boolean {
-    return m.message.type === 'Snap' && this.handler?.snapshotPayload !== undefined && this.network.handlerOf(to)?.snapshotSink !== undefined;
+    return m.message.type === MessageType.Snap && this.handler?.snapshotPayload !== undefined && this.network.handlerOf(to)?.snapshotSink !== undefined;
   }
 
   /** Streams a snapshot payload from our handler into the receiver's sink, then delivers the message (as the gRPC transport does). */
@@ -119,7 +115,7 @@ export class LocalTransport implements Transport {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.queued = new Map();
+    this.outbound.clear();
     this.network.unregister(this.nodeId);
     this.handler = undefined;
   }

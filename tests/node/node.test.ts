@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { Node, NodeOptions, OpKind, Command, CommandStatus } from '../../src/node';
+import { Node, NodeOptions, Command } from '../../src/node';
+import { leaderOf, proposeOnLeader, putCommand, waitFor } from './fixture';
 import { LocalNetwork, LocalTransport } from '../../src/transport';
-import { NotLeaderError } from '../../src/raft';
 
 const logger = pino({ level: 'silent' });
 const RANGE = 1;
@@ -49,47 +49,19 @@ class TestCluster {
     for (const d of this.dirs.values()) rmSync(d, { recursive: true, force: true });
   }
 
-  async waitFor<T>(what: string, f: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = f();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-
   /** A read barrier on `n`, once it knows a leader (a restarted node learns it from the first heartbeat). */
   async readBarrier(n: Node): Promise<number> {
-    await this.waitFor(`node ${n.nodeId} to know the leader`, () => (n.replica(RANGE).rawNode.status().leader !== 0 ? true : undefined));
+    await waitFor(`node ${n.nodeId} to know the leader`, () => (n.replica(RANGE).rawNode.status().leader !== 0 ? true : undefined));
     return n.readBarrier(RANGE);
   }
 
   leader(): Promise<Node> {
-    return this.waitFor('a leader', () => [...this.nodes.values()].find((n) => n.replica(RANGE).isLeader()));
+    return leaderOf(() => this.nodes.values(), RANGE);
   }
 
   /** Puts through whichever node leads, retrying on NotLeader (as a client would). */
-  async put(key: string, value: string): Promise<number> {
-    const cmd: Command = {
-      clientId: 99,
-      sequence: ++this.seq,
-      answeredBelow: 0,
-      proposedAtMs: Date.now(),
-      epochVersion: 1,
-      ops: [{ kind: OpKind.Put, key: Buffer.from(key), value: Buffer.from(value) }],
-    };
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const l = await this.leader();
-      try {
-        const { result, index } = await l.propose(RANGE, cmd);
-        expect(result.status).toBe(CommandStatus.Ok);
-        return index;
-      } catch (e) {
-        if (!(e instanceof NotLeaderError) && (e as { definite?: boolean }).definite !== true) throw e;
-      }
-    }
-    throw new Error('put did not succeed');
+  put(key: string, value: string): Promise<number> {
+    return proposeOnLeader(() => this.nodes.values(), RANGE, putCommand(99, ++this.seq, key, value));
   }
 }
 
@@ -119,7 +91,7 @@ describe('node: three replicas over the local transport', () => {
     await c.put('a', '1');
     const leader = await c.leader();
     const follower = [...c.nodes.values()].find((n) => n !== leader)!;
-    await c.waitFor('follower knows the leader', () => (follower.replica(RANGE).rawNode.status().leader === leader.nodeId ? true : undefined));
+    await waitFor('follower knows the leader', () => (follower.replica(RANGE).rawNode.status().leader === leader.nodeId ? true : undefined));
     const cmd: Command = { clientId: 0, sequence: 0, answeredBelow: 0, proposedAtMs: 0, epochVersion: 1, ops: [] };
     await expect(follower.propose(RANGE, cmd)).rejects.toMatchObject({ code: 'RAFT_NOT_LEADER', leader: leader.nodeId });
   });

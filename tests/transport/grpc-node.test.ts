@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
-import { Command, CommandStatus, Node, NodeOptions, OpKind } from '../../src/node';
-import { NotLeaderError } from '../../src/raft';
+import { Node, NodeOptions } from '../../src/node';
 import { GrpcTransport, raftServerOptions } from '../../src/transport';
 import { bindLoopback } from './grpc-cluster';
 import { waitFor } from './helpers';
+import { leaderOf, proposeOnLeader, putCommand } from '../node/fixture';
 
 const RANGE = 1;
 const logger = pino({ level: 'silent' });
@@ -67,35 +67,12 @@ class GrpcNodeCluster {
     for (const d of this.dirs.values()) rmSync(d, { recursive: true, force: true });
   }
 
-  async leader(): Promise<Node> {
-    let found: Node | undefined;
-    await waitFor('a leader', () => {
-      found = [...this.nodes.values()].find((n) => n.replica(RANGE).isLeader());
-      return found !== undefined;
-    }, 10_000);
-    return found!;
+  leader(): Promise<Node> {
+    return leaderOf(() => this.nodes.values(), RANGE);
   }
 
   async put(key: string, value: string): Promise<void> {
-    const cmd: Command = {
-      clientId: 7,
-      sequence: ++this.seq,
-      answeredBelow: 0,
-      proposedAtMs: Date.now(),
-      epochVersion: 1,
-      ops: [{ kind: OpKind.Put, key: Buffer.from(key), value: Buffer.from(value) }],
-    };
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const l = await this.leader();
-      try {
-        const { result } = await l.propose(RANGE, cmd);
-        expect(result.status).toBe(CommandStatus.Ok);
-        return;
-      } catch (e) {
-        if (!(e instanceof NotLeaderError) && (e as { definite?: boolean }).definite !== true) throw e;
-      }
-    }
-    throw new Error('put did not succeed');
+    await proposeOnLeader(() => this.nodes.values(), RANGE, putCommand(7, ++this.seq, key, value));
   }
 }
 
