@@ -102,6 +102,11 @@ export class KvStateMachine {
   private readonly sweepEvery: number;
   /** Writes staged in the current batch, by hex data key (null = deleted): later ops in the batch read them. */
   private overlay = new Map<string, Buffer | null>();
+  /**
+   * Clients whose session header (last seen, floor) changed in the current batch: written once
+   * per batch by flushSessions(), not once per command (a pipelining client has many per batch).
+   */
+  private dirtySessions = new Set<number>();
 
   private constructor(
     private readonly engine: Engine,
@@ -194,6 +199,15 @@ export class KvStateMachine {
     this.overlay = new Map();
   }
 
+  /** Stages the session headers changed by the commands applied into `batch` (call once, after the last). */
+  flushSessions(batch: WriteBatch): void {
+    for (const clientId of this.dirtySessions) {
+      const s = this.sessions.get(clientId);
+      if (s) batch.put(sessionKey(this.rangeId, clientId), encodeSession(s));
+    }
+    this.dirtySessions.clear();
+  }
+
   /**
    * Applies one committed command at `index`, staging its effects into `batch`. Returns the
    * result (the first result, for a duplicate).
@@ -282,7 +296,7 @@ export class KvStateMachine {
       s.results.delete(seq);
       batch.del(sessionResultKey(this.rangeId, clientId, seq));
     }
-    batch.put(sessionKey(this.rangeId, clientId), encodeSession(s));
+    this.dirtySessions.add(clientId);
   }
 
   private remember(batch: WriteBatch, cmd: Command, existing: Session | undefined, result: CommandResult): void {
@@ -302,7 +316,7 @@ export class KvStateMachine {
       s.floor = Math.max(s.floor, oldest + 1);
       batch.del(sessionResultKey(this.rangeId, cmd.clientId, oldest));
     }
-    batch.put(sessionKey(this.rangeId, cmd.clientId), encodeSession(s));
+    this.dirtySessions.add(cmd.clientId);
   }
 
   /**
@@ -315,6 +329,7 @@ export class KvStateMachine {
   resetSessions(records: ReadonlyArray<[Buffer, Buffer]>): void {
     this.sessions.clear();
     this.overlay = new Map();
+    this.dirtySessions.clear();
     for (const [k, v] of records) this.loadSessionRecord(k, v);
   }
 
@@ -342,6 +357,7 @@ export class KvStateMachine {
       for (const seq of s.results.keys()) batch.del(sessionResultKey(this.rangeId, clientId, seq));
       batch.del(sessionKey(this.rangeId, clientId));
       this.sessions.delete(clientId);
+      this.dirtySessions.delete(clientId);
     }
   }
 }

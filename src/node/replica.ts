@@ -217,7 +217,10 @@ export class Replica {
         }
       }
     }
-    if (entries.length > 0) this.storage.stageApplyState(batch, this.appliedIndex, this.confState);
+    if (entries.length > 0) {
+      this.sm.flushSessions(batch);
+      this.storage.stageApplyState(batch, this.appliedIndex, this.confState);
+    }
     return done;
   }
 

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { Engine, WriteBatch } from '../../src/storage';
 import {
   Command,
+  CommandResult,
   CommandStatus,
   OpKind,
   Op,
@@ -41,6 +42,7 @@ async function applyAll(engine: Engine, sm: KvStateMachine, from: number, cmds: 
   for (let i = 0; i < cmds.length; i++) {
     const batch = new WriteBatch();
     out.push(await sm.apply(batch, from + i, cmds[i] as Command));
+    sm.flushSessions(batch);
     await engine.write(batch);
     sm.batchWritten();
   }
@@ -163,6 +165,35 @@ describe('KV state machine', () => {
     const [again] = await applyAll(engine2, sm2, 2, [w]);
     expect(again).toEqual(a);
     expect((await sm2.get(b('x')))!.version).toBe(1);
+    await engine2.close();
+  });
+
+  it('persists the sessions of many commands applied in one batch (one session record per client)', async () => {
+    const { engine, sm, dir } = await open();
+    const batch = new WriteBatch();
+    const first: CommandResult[] = [];
+    // Client 5 pipelines 10 writes, each saying the previous were answered; client 6 writes once.
+    for (let seq = 1; seq <= 10; seq++) {
+      first.push(await sm.apply(batch, seq, { ...cmd([{ kind: OpKind.Put, key: b(`m${seq}`), value: b('v') }], 5, seq), answeredBelow: seq - 1 }));
+    }
+    first.push(await sm.apply(batch, 11, cmd([{ kind: OpKind.Put, key: b('o'), value: b('v') }], 6, 1)));
+    sm.flushSessions(batch);
+    const headers = batch.ops.filter((op) => op.type === 'put' && op.key.length === 17 && op.key[0] === 0x04);
+    expect(headers).toHaveLength(2);
+    await engine.write(batch);
+    sm.batchWritten();
+    await engine.close();
+    const engine2 = await Engine.open({ dir, nodeId: 1 });
+    const sm2 = await KvStateMachine.load(engine2, 1, FULL);
+    // The floor (9) and the unanswered result (10) survived: 10 is answered as before, 8 is refused.
+    const [ten, eight, other] = await applyAll(engine2, sm2, 12, [
+      { ...cmd([{ kind: OpKind.Put, key: b('m10'), value: b('v') }], 5, 10), answeredBelow: 9 },
+      { ...cmd([{ kind: OpKind.Put, key: b('m8'), value: b('v') }], 5, 8), answeredBelow: 9 },
+      cmd([{ kind: OpKind.Put, key: b('o'), value: b('v') }], 6, 1),
+    ]);
+    expect(ten).toEqual(first[9]);
+    expect(eight!.status).toBe(CommandStatus.SequenceTooOld);
+    expect(other).toEqual(first[10]);
     await engine2.close();
   });
 
