@@ -394,7 +394,7 @@ export class KvService {
     const r = this.route(req.header, [key]);
     await this.readable(r, req.consistency);
     const header = this.header(r);
-    const v = await r.sm.get(key);
+    const v = r.sm.get(key);
     return { header, found: v !== undefined, kv: v ? { key, value: v.value, version: v.version } : null };
   }
 

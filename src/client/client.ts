@@ -242,11 +242,14 @@ export class KvClient {
   /** Sequences of writes not yet answered (their results must stay remembered by the range). */
   private readonly unanswered = new Set<number>();
 
-  /** The lowest unanswered sequence (or the next one): every write below it was answered. */
+  /**
+   * The lowest unanswered sequence (or the next one): every write below it was answered.
+   * Sequences enter `unanswered` in ascending order and a Set iterates in insertion order, so
+   * the first one is the lowest.
+   */
   private answeredBelow(): number {
-    let low = this.sequence + 1;
-    for (const s of this.unanswered) if (s < low) low = s;
-    return low;
+    const first = this.unanswered.values().next();
+    return first.done ? this.sequence + 1 : first.value;
   }
 
   private async attempt(method: 'get' | 'put' | 'delete' | 'compareAndSwap', body: object, isWrite: boolean): Promise<HasHeader> {

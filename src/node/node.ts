@@ -2,13 +2,17 @@
 // heart of RangeKV's durability (DESIGN.md, "persist before you speak"):
 //
 //   collect the Ready of every replica that has one
-//   → persist all of them in ONE synced batch (group commit: one fsync per turn for all ranges)
+//   → write all of them in ONE batch: each range's log entries, hard state and snapshot, then the
+//     effects of its committed entries (data + sessions + applied index); fsynced whenever
+//     entries, a snapshot, the term or the vote changed (group commit: one write, at most one
+//     fsync, per turn for all ranges)
 //   → only then send their messages
-//   → apply committed entries (data + sessions + applied index: one atomic batch per turn)
 //   → resolve proposals and release reads → advance.
 //
-// Applied state is written without fsync: it is a function of the durable log, and a crash that
-// loses it re-applies the same entries (the applied index moves atomically with the data).
+// A batch that only moves commit and applied indexes is written without fsync: both are functions
+// of the durable log, and a crash that loses them re-applies the same entries (the applied index
+// moves atomically with the data). LevelDB's log is append-only, so what survives a crash is
+// always a prefix of the writes: an unsynced batch never survives while an earlier one is lost.
 
 import type { Logger } from 'pino';
 import { ConfChange, ConfChangeType, ConfState, Message, RaftLogger, bootstrapState } from '../raft';
@@ -371,11 +375,25 @@ export class Node implements TransportHandler {
       return false;
     }
 
-    // 1. Persist (one synced batch for every range).
-    const persist = new WriteBatch();
-    for (const [r, rd] of work) await r.stagePersist(persist, rd);
-    await this.engine.write(persist, { sync: true });
-    for (const [r] of work) r.afterPersist();
+    // 1. Persist and apply, in ONE batch for every range: the log, hard state and snapshot each
+    //    Ready hands over, then the effects of its committed entries with the applied index.
+    //    Synced when something durable changed (entries, snapshot, term or vote); a batch that
+    //    only moves the commit and applied indexes needs no fsync (see the header).
+    const batch = new WriteBatch();
+    const callbacks: Array<() => void> = [];
+    let sync = false;
+    for (const [r, rd] of work) {
+      await r.stagePersist(batch, rd);
+      if (rd.mustSync) sync = true;
+    }
+    for (const [r, rd] of work) {
+      if (rd.committedEntries.length > 0) callbacks.push(...r.stageApply(batch, rd.committedEntries));
+    }
+    await this.engine.write(batch, { sync });
+    for (const [r] of work) {
+      r.afterPersist();
+      r.sm.batchWritten();
+    }
 
     // 2. Speak.
     for (const [r, rd] of work) {
@@ -383,14 +401,7 @@ export class Node implements TransportHandler {
     }
     this.opts.transport.flush();
 
-    // 3. Apply (one atomic batch; no fsync needed, see the header).
-    const apply = new WriteBatch();
-    const callbacks: Array<() => void> = [];
-    for (const [r, rd] of work) {
-      if (rd.committedEntries.length > 0) callbacks.push(...(await r.stageApply(apply, rd.committedEntries)));
-    }
-    await this.engine.write(apply, { sync: false });
-    for (const [r] of work) r.sm.batchWritten();
+    // 3. Answer the proposals that were applied.
     for (const cb of callbacks) cb();
 
     // 4. Advance, release reads.

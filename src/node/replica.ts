@@ -191,7 +191,7 @@ export class Replica {
    * Applies committed entries, staging the data, the sessions and the applied index into one
    * batch. Returns callbacks to run once that batch is written.
    */
-  async stageApply(batch: WriteBatch, entries: readonly Entry[]): Promise<Array<() => void>> {
+  stageApply(batch: WriteBatch, entries: readonly Entry[]): Array<() => void> {
     const done: Array<() => void> = [];
     for (const e of entries) {
       if (e.index <= this.appliedIndex) continue; // already applied before a restart
@@ -203,7 +203,7 @@ export class Replica {
         this.config.onConfChange?.(batch, cc);
         isConf = true;
       } else if (e.data.length > 0 && e.data[0] === ENTRY_KIND_KV) {
-        result = await this.sm.apply(batch, e.index, decodeCommand(e.data));
+        result = this.sm.apply(batch, e.index, decodeCommand(e.data));
       }
       this.appliedIndex = e.index;
       const w = this.proposals.get(e.index);
