@@ -1,11 +1,13 @@
 // The Admin gRPC service: cluster and range status, leadership transfer, and membership changes
 // (add a learner, promote it, remove a replica). Membership changes go through Raft one at a time;
-// the call returns once the change is applied on the leader.
+// the call returns once the change is applied on the leader. SetTransportFailpoint is for
+// fault-injection tests only: it works when kvd runs with --failpoints.
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Node, NodeError, Replica } from '../node';
 import { ConfChangeRefusedError, ConfChangeType, NotLeaderError, StateType } from '../raft';
+import { FailpointConfigError, TransportFailpoints } from '../transport/failpoint';
 import type { RoutingErrorMsg } from './messages';
 import { descriptorOf, notLeaderError } from './routing';
 import { MalformedRequest, isMalformed, tolerantServiceDefinition } from './proto';
@@ -16,6 +18,8 @@ export interface AdminServiceOptions {
   readonly logger: Logger;
   /** How long TransferLeader waits for the new leader to take over. Default 5 s. */
   readonly transferWaitMs?: number;
+  /** The transport's failpoints when kvd runs with --failpoints; otherwise SetTransportFailpoint is refused. */
+  readonly failpoints?: TransportFailpoints;
 }
 
 interface RangeReq {
@@ -27,6 +31,13 @@ interface TransferReq extends RangeReq {
 interface ChangeReq extends RangeReq {
   nodeId: number;
   address: string;
+}
+interface FailpointReq {
+  peerNodeIds: number[];
+  delayMs: number;
+  jitterMs: number;
+  dropProbability: number;
+  clear: boolean;
 }
 
 class AdminFailure extends Error {
@@ -49,6 +60,7 @@ export class AdminService {
       addLearner: this.unary((r: ChangeReq) => this.change(r, ConfChangeType.AddLearner)),
       promoteLearner: this.unary((r: ChangeReq) => this.change(r, ConfChangeType.AddVoter)),
       removeReplica: this.unary((r: ChangeReq) => this.change(r, ConfChangeType.RemoveNode)),
+      setTransportFailpoint: this.unary((r: FailpointReq) => this.setTransportFailpoint(r)),
     });
   }
 
@@ -118,7 +130,36 @@ export class AdminService {
       }
       return { nodeId: id, address: node.addressOf(id) ?? '', zone: '', replicaCount, leaderCount, alive: alive ?? false };
     });
-    return { clusterId: this.o.clusterId, nodes, ranges };
+    return { clusterId: this.o.clusterId, nodes, ranges, transportFailpoint: this.failpointStatus() };
+  }
+
+  private failpointStatus(): object {
+    const fp = this.o.failpoints;
+    const st = fp?.status();
+    const active = st?.active;
+    return {
+      enabled: fp !== undefined,
+      active: active !== undefined,
+      peerNodeIds: active?.peers ?? [],
+      delayMs: active?.delayMs ?? 0,
+      jitterMs: active?.jitterMs ?? 0,
+      dropProbability: active?.dropProbability ?? 0,
+      droppedMessages: st?.droppedMessages ?? 0,
+      delayedMessages: st?.delayedMessages ?? 0,
+    };
+  }
+
+  private async setTransportFailpoint(req: FailpointReq): Promise<object> {
+    const fp = this.o.failpoints;
+    if (!fp) throw new AdminFailure(grpc.status.FAILED_PRECONDITION, `failpoints are off on node ${this.o.node.nodeId}: start kvd with --failpoints`);
+    try {
+      fp.set(req.clear ? undefined : { peers: req.peerNodeIds, delayMs: req.delayMs, jitterMs: req.jitterMs, dropProbability: req.dropProbability });
+    } catch (err) {
+      if (err instanceof FailpointConfigError) throw new AdminFailure(grpc.status.INVALID_ARGUMENT, err.message);
+      throw err;
+    }
+    this.o.logger.warn({ failpoint: fp.status().active ?? null }, 'transport failpoint set');
+    return this.failpointStatus();
   }
 
   private async rangeStatus(req: RangeReq): Promise<object> {

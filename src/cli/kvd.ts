@@ -12,6 +12,7 @@ import { AdminService, DEFAULT_LIMITS, KvService } from '../api';
 import { Node } from '../node';
 import { StorageError } from '../storage';
 import { GrpcTransport, raftServerOptions } from '../transport';
+import { TransportFailpoints } from '../transport/failpoint';
 
 interface KvdOptions {
   id: number;
@@ -29,6 +30,7 @@ interface KvdOptions {
   compactionSlackEntries: number;
   maxValueBytes: number;
   logLevel: string;
+  failpoints: boolean;
 }
 
 function positiveInt(name: string) {
@@ -108,6 +110,9 @@ function program(): Command {
       new Option('--max-value-bytes <n>', 'largest value accepted, bytes').env('KV_MAX_VALUE_BYTES').default(DEFAULT_LIMITS.maxValueBytes).argParser(positiveInt('--max-value-bytes')),
     )
     .addOption(new Option('--log-level <level>', 'pino log level').env('KV_LOG_LEVEL').default('info').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addOption(
+      new Option('--failpoints', 'allow fault injection through Admin.SetTransportFailpoint (delay/drop of outgoing Raft messages); for tests only').env('KV_FAILPOINTS').default(false),
+    )
     .addHelpText('after', '\nEvery option can also be set by its KV_* environment variable; flags win over the environment.');
 }
 
@@ -153,12 +158,15 @@ async function main(argv: string[]): Promise<void> {
     'grpc.max_send_message_length': 64 * 1024 * 1024,
   });
   let node: Node | undefined;
+  const failpoints = o.failpoints ? new TransportFailpoints() : undefined;
+  if (failpoints) log.warn('failpoints allowed (--failpoints): Admin.SetTransportFailpoint may delay and drop Raft messages');
   const transport = new GrpcTransport({
     nodeId: o.id,
     clusterId: o.clusterId,
     server,
     resolveAddress: (id) => node?.addressOf(id) ?? addresses.get(id),
     logger: log.child({ layer: 'transport' }),
+    failpoints,
   });
 
   try {
@@ -191,7 +199,7 @@ async function main(argv: string[]): Promise<void> {
     logger: log.child({ layer: 'api' }),
   });
   kv.register(server);
-  new AdminService({ node, clusterId: o.clusterId, logger: log.child({ layer: 'admin' }) }).register(server);
+  new AdminService({ node, clusterId: o.clusterId, logger: log.child({ layer: 'admin' }), failpoints }).register(server);
 
   await new Promise<void>((resolve, reject) => {
     server.bindAsync(o.listen, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));

@@ -23,10 +23,31 @@ export interface NodeStatus {
   readonly alive: boolean;
 }
 
+/** A node's transport failpoint (fault injection for tests; see kvd --failpoints). */
+export interface TransportFailpointStatus {
+  readonly enabled: boolean;
+  readonly active: boolean;
+  readonly peerNodeIds: readonly number[];
+  readonly delayMs: number;
+  readonly jitterMs: number;
+  readonly dropProbability: number;
+  readonly droppedMessages: number;
+  readonly delayedMessages: number;
+}
+
+/** Delay and drop of a node's outgoing Raft messages; `peerNodeIds` empty = to every peer. */
+export interface TransportFailpoint {
+  readonly peerNodeIds?: readonly number[];
+  readonly delayMs?: number;
+  readonly jitterMs?: number;
+  readonly dropProbability?: number;
+}
+
 export interface ClusterStatus {
   readonly clusterId: string;
   readonly nodes: readonly NodeStatus[];
   readonly ranges: readonly RangeStatus[];
+  readonly transportFailpoint: TransportFailpointStatus | null;
 }
 
 type Unary = (req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
@@ -37,6 +58,7 @@ interface AdminStub extends grpc.Client {
   addLearner: Unary;
   promoteLearner: Unary;
   removeReplica: Unary;
+  setTransportFailpoint: Unary;
 }
 
 export class AdminClient {
@@ -129,5 +151,20 @@ export class AdminClient {
 
   removeReplica(rangeId: number, nodeId: number): Promise<RangeDescriptorMsg> {
     return this.onLeader('removeReplica', { rangeId, nodeId });
+  }
+
+  /**
+   * Sets (or, with `undefined`, clears) the transport failpoint of the node at `endpoint`. The node
+   * must run with --failpoints (otherwise InvalidRequestError).
+   */
+  async setTransportFailpoint(endpoint: string, fp: TransportFailpoint | undefined): Promise<TransportFailpointStatus> {
+    const req = fp === undefined ? { clear: true } : { ...fp, peerNodeIds: [...(fp.peerNodeIds ?? [])], clear: false };
+    try {
+      return (await this.call(endpoint, 'setTransportFailpoint', req, Date.now() + this.deadlineMs)) as unknown as TransportFailpointStatus;
+    } catch (e) {
+      const se = e as grpc.ServiceError;
+      if (se.code === grpc.status.INVALID_ARGUMENT || se.code === grpc.status.FAILED_PRECONDITION) throw new InvalidRequestError(se.details);
+      throw new UnavailableError(`setTransportFailpoint via ${endpoint}: ${se.details ?? se.message}`);
+    }
   }
 }

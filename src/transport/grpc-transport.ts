@@ -58,6 +58,7 @@ import {
   snapshotChunks,
 } from './raft-codec';
 import { OutboundQueues } from './outbound';
+import type { TransportFailpoints } from './failpoint';
 import type { RangeMessage, SnapshotSink, Transport, TransportHandler } from './transport';
 
 const KIB = 1024;
@@ -115,9 +116,11 @@ export interface GrpcTransportOptions {
   readonly unreachableLogIntervalMs?: number;
   /** How long stop() waits for outgoing streams to end cleanly before cancelling them, in milliseconds. Default 1 s. */
   readonly stopGraceMs?: number;
+  /** Fault injection for tests (kvd --failpoints): delays and drops outgoing messages. Default none. */
+  readonly failpoints?: TransportFailpoints;
 }
 
-type ResolvedOptions = { -readonly [K in keyof Omit<GrpcTransportOptions, 'server' | 'resolveAddress' | 'logger'>]-?: NonNullable<GrpcTransportOptions[K]> };
+type ResolvedOptions = { -readonly [K in keyof Omit<GrpcTransportOptions, 'server' | 'resolveAddress' | 'logger' | 'failpoints'>]-?: NonNullable<GrpcTransportOptions[K]> };
 
 const DEFAULTS: Omit<ResolvedOptions, 'nodeId' | 'clusterId'> = {
   maxBatchBytes: 4 * MIB,
@@ -289,6 +292,9 @@ export class GrpcTransport implements Transport {
   private readonly service: RaftServiceDefinition;
   private readonly wireLimitBytes: number;
   private readonly channelOptions: grpc.ChannelOptions;
+  private readonly failpoints: TransportFailpoints | undefined;
+  /** Batches held back by the failpoint's delay (cleared by stop()). */
+  private readonly delayed = new Set<NodeJS.Timeout>();
 
   private handler: TransportHandler | undefined;
   private started = false;
@@ -302,6 +308,7 @@ export class GrpcTransport implements Transport {
     this.opts = resolveOptions(options);
     this.server = options.server;
     this.resolveAddress = options.resolveAddress;
+    this.failpoints = options.failpoints;
     this.log = options.logger.child({ component: 'raft-transport', node: this.opts.nodeId });
     this.problems = new RateLimitedLog(this.log, this.opts.unreachableLogIntervalMs);
     this.service = raftServiceDefinition();
@@ -348,7 +355,18 @@ export class GrpcTransport implements Transport {
   flush(): void {
     const queued = this.outbound.take();
     if (this.stopped) return;
-    for (const [to, msgs] of queued) this.flushPeer(to, msgs);
+    for (const [to, msgs] of queued) {
+      const plan = this.failpoints?.plan(to, msgs);
+      if (plan === undefined) this.flushPeer(to, msgs);
+      else if (plan.delayMs === 0) this.flushPeer(to, plan.messages);
+      else {
+        const timer = setTimeout(() => {
+          this.delayed.delete(timer);
+          if (!this.stopped) this.flushPeer(to, plan.messages);
+        }, plan.delayMs);
+        this.delayed.add(timer);
+      }
+    }
   }
 
   async stop(): Promise<void> {
@@ -356,6 +374,8 @@ export class GrpcTransport implements Transport {
     this.stopped = true;
     this.handler = undefined;
     this.outbound.clear();
+    for (const timer of this.delayed) clearTimeout(timer);
+    this.delayed.clear();
 
     for (const call of [...this.incoming]) {
       call.finish({ code: grpc.status.UNAVAILABLE, details: `raft transport of node ${this.opts.nodeId} stopped` });
