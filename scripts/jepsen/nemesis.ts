@@ -1,0 +1,332 @@
+// The nemeses: each breaks something with start() and repairs it with stop(), returning the
+// details for DIR/nemesis.jsonl. The schedule alternates quiet periods and fault windows until the
+// run's time is up; `mixed` picks a random nemesis for each window (the log names the one used).
+//
+// | name                       | start                                                   | stop                  |
+// |----------------------------|---------------------------------------------------------|-----------------------|
+// | partition-random-halves    | cut a random minority from the rest (iptables, both ways) | heal                |
+// | partition-isolate-leader   | cut the current leader of range 1 from everyone          | heal                  |
+// | partition-majorities-ring  | nodes on a shuffled ring see only their ring neighbours: each sees a majority, no two the same | heal |
+// | partition-one-way          | the others drop what a random minority (or the leader) sends them; the reverse direction is untouched | heal |
+// | kill                       | SIGKILL a random set of nodes (up to a majority; the leader often) | restart them  |
+// | pause                      | SIGSTOP a random minority (the leader often)            | SIGCONT               |
+// | membership                 | remove a voter (the leader often), wipe it, start it fresh with a new id (--join), add it as a learner | promote the learner |
+// | latency                    | transport failpoint on every node: delay + jitter + drop of Raft messages (no netem in this kernel) | clear |
+// | mixed                      | one of the above, at random                             | its stop              |
+
+import { AdminClient } from '../../src/client/admin-client';
+import type { JepsenCluster } from './cluster';
+import type { NemesisLog } from './history';
+import { delay, Rng, waitFor } from './wait';
+
+export const NEMESES = [
+  'none',
+  'partition-random-halves',
+  'partition-isolate-leader',
+  'partition-majorities-ring',
+  'partition-one-way',
+  'kill',
+  'pause',
+  'membership',
+  'latency',
+  'mixed',
+] as const;
+export type NemesisName = (typeof NEMESES)[number];
+type FaultName = Exclude<NemesisName, 'none' | 'mixed'>;
+const FAULTS: readonly FaultName[] = NEMESES.filter((n): n is FaultName => n !== 'none' && n !== 'mixed');
+
+type Detail = Record<string, unknown>;
+
+interface Fault {
+  start(): Promise<Detail>;
+  stop(): Promise<Detail>;
+}
+
+export interface ScheduleOptions {
+  /** Quiet time before each fault, milliseconds [min, max]. */
+  readonly quietMs: readonly [number, number];
+  /** Length of each fault window, milliseconds [min, max]. */
+  readonly faultMs: readonly [number, number];
+}
+
+export class Nemesis {
+  private readonly faults: Record<FaultName, Fault>;
+  /** Slots whose node the kill fault took down (restarted by its stop, or by healAll). */
+  private readonly killed = new Set<number>();
+  /** A slot whose node membership removed and re-added as a learner, not promoted yet. */
+  private pendingLearner: { slot: number; id: number } | undefined;
+  /** A slot whose node was removed but not re-added yet. */
+  private removedSlot: number | undefined;
+  private readonly admin: AdminClient;
+
+  constructor(
+    private readonly cluster: JepsenCluster,
+    private readonly rng: Rng,
+    private readonly log: NemesisLog,
+  ) {
+    this.admin = new AdminClient(cluster.endpoints(), 10_000);
+    const lab = cluster.lab;
+    const slots = (): number[] => lab.allSlots();
+    const majority = Math.floor(lab.slots / 2) + 1;
+    const minorityOf = (xs: readonly number[]): number[] => this.rng.shuffle(xs).slice(0, this.rng.int(1, Math.max(1, xs.length - majority)));
+    const heal = async (): Promise<Detail> => {
+      await lab.heal();
+      return { healed: true };
+    };
+    this.faults = {
+      'partition-random-halves': {
+        start: async () => {
+          const order = this.rng.shuffle(slots());
+          const a = order.slice(0, Math.floor(order.length / 2));
+          const b = order.slice(Math.floor(order.length / 2));
+          await lab.cut(a, b);
+          return { sides: [this.nodesOf(a), this.nodesOf(b)], drops: lab.rules() };
+        },
+        stop: heal,
+      },
+      'partition-isolate-leader': {
+        start: async () => {
+          const leader = await this.cluster.leaderSlot();
+          const isolated = leader ?? this.rng.pick(slots());
+          await lab.cut([isolated], slots().filter((s) => s !== isolated));
+          return { isolated: this.nodesOf([isolated]), wasLeader: leader !== undefined, drops: lab.rules() };
+        },
+        stop: heal,
+      },
+      'partition-majorities-ring': {
+        start: async () => {
+          const ring = this.rng.shuffle(slots());
+          const n = ring.length;
+          const reach = Math.ceil((majority - 1) / 2);
+          const sees: Record<string, number[]> = {};
+          for (let i = 0; i < n; i++) {
+            const me = ring[i] as number;
+            const visible = new Set<number>();
+            for (let d = -reach; d <= reach; d++) visible.add(ring[(i + d + n) % n] as number);
+            await lab.dropFrom(me, ring.filter((s) => !visible.has(s)));
+            sees[String(this.cluster.slot(me).id)] = this.nodesOf([...visible]);
+          }
+          return { sees, drops: lab.rules() };
+        },
+        stop: heal,
+      },
+      'partition-one-way': {
+        start: async () => {
+          const leader = await this.cluster.leaderSlot();
+          const senders = leader !== undefined && this.rng.chance(0.5) ? [leader] : minorityOf(slots());
+          const receivers = slots().filter((s) => !senders.includes(s));
+          for (const r of receivers) await lab.dropFrom(r, senders);
+          return { lost: `${this.nodesOf(senders).join(',')} -> ${this.nodesOf(receivers).join(',')}`, drops: lab.rules() };
+        },
+        stop: heal,
+      },
+      kill: {
+        start: async () => {
+          const leader = await this.cluster.leaderSlot();
+          const count = this.rng.int(1, majority);
+          let victims = this.rng.shuffle(slots()).slice(0, count);
+          if (leader !== undefined && this.rng.chance(0.5) && !victims.includes(leader)) victims = [leader, ...victims.slice(1)];
+          for (const s of victims) {
+            await this.cluster.kill(s);
+            this.killed.add(s);
+          }
+          return { killed: this.nodesOf(victims), signal: 'SIGKILL' };
+        },
+        stop: async () => {
+          const restarted = [...this.killed];
+          await this.restartKilled();
+          return { restarted: this.nodesOf(restarted) };
+        },
+      },
+      pause: {
+        start: async () => {
+          const leader = await this.cluster.leaderSlot();
+          const victims = leader !== undefined && this.rng.chance(0.5) ? [leader] : minorityOf(slots());
+          for (const s of victims) this.cluster.pause(s);
+          return { paused: this.nodesOf(victims), signal: 'SIGSTOP' };
+        },
+        stop: async () => {
+          const paused = slots().filter((s) => this.cluster.slot(s).paused);
+          for (const s of paused) this.cluster.resume(s);
+          return { resumed: this.nodesOf(paused), signal: 'SIGCONT' };
+        },
+      },
+      membership: {
+        start: () => this.membershipStart(),
+        stop: () => this.membershipStop(),
+      },
+      latency: {
+        start: async () => {
+          const delayMs = this.rng.int(20, 150);
+          const jitterMs = this.rng.int(0, 100);
+          const dropProbability = this.rng.pick([0, 0.02, 0.05, 0.1, 0.2]);
+          const set: number[] = [];
+          for (const s of slots()) {
+            if (!this.cluster.isRunning(s)) continue;
+            try {
+              await this.admin.setTransportFailpoint(this.cluster.address(s), { delayMs, jitterMs, dropProbability });
+              set.push(s);
+            } catch {
+              // a node that does not answer keeps running without the failpoint
+            }
+          }
+          return { mechanism: 'transport-failpoint (kernel has no netem)', nodes: this.nodesOf(set), delayMs, jitterMs, dropProbability };
+        },
+        stop: async () => ({ cleared: this.nodesOf(await this.clearFailpoints()) }),
+      },
+    };
+  }
+
+  private nodesOf(slots: readonly number[]): number[] {
+    return slots.map((s) => this.cluster.slot(s).id).sort((a, b) => a - b);
+  }
+
+  private async restartKilled(): Promise<void> {
+    for (const s of [...this.killed]) {
+      if (!this.cluster.isRunning(s)) await this.cluster.spawn(s);
+      this.killed.delete(s);
+    }
+  }
+
+  private async clearFailpoints(): Promise<number[]> {
+    const cleared: number[] = [];
+    for (const s of this.cluster.lab.allSlots()) {
+      if (!this.cluster.isRunning(s)) continue;
+      try {
+        await this.admin.setTransportFailpoint(this.cluster.address(s), undefined);
+        cleared.push(s);
+      } catch {
+        // not answering; it has no failpoint after a restart anyway
+      }
+    }
+    return cleared;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // membership
+
+  private async membershipStart(): Promise<Detail> {
+    // One change at a time: finish an earlier one that failed half-way first.
+    if (this.removedSlot !== undefined || this.pendingLearner !== undefined) await this.membershipStop();
+    const leader = await this.cluster.leaderSlot();
+    const slot = leader !== undefined && this.rng.chance(0.4) ? leader : this.rng.pick(this.cluster.lab.allSlots());
+    const oldId = this.cluster.slot(slot).id;
+    await this.admin.removeReplica(1, oldId);
+    this.removedSlot = slot;
+    const newId = await this.cluster.wipeAndRejoin(slot);
+    await this.addLearner(slot, newId);
+    return { removed: oldId, wasLeader: slot === leader, wiped: true, joined: newId, learner: newId };
+  }
+
+  private async addLearner(slot: number, id: number): Promise<void> {
+    await this.admin.addLearner(1, id, this.cluster.address(slot));
+    this.removedSlot = undefined;
+    this.pendingLearner = { slot, id };
+  }
+
+  private async membershipStop(): Promise<Detail> {
+    const detail: Detail = {};
+    if (this.removedSlot !== undefined) {
+      const slot = this.removedSlot;
+      await this.addLearner(slot, this.cluster.slot(slot).id);
+      detail.learner = this.cluster.slot(slot).id;
+    }
+    const pending = this.pendingLearner;
+    if (pending) {
+      await this.admin.promoteLearner(1, pending.id);
+      this.pendingLearner = undefined;
+      detail.promoted = pending.id;
+    }
+    return detail;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Alternates quiet periods and fault windows until `untilMs` (Date.now() time). A fault that
+   * fails to start or stop is logged with its error; the run goes on.
+   */
+  async run(name: NemesisName, untilMs: number, sched: ScheduleOptions, isStopped: () => boolean): Promise<void> {
+    if (name === 'none') return;
+    while (!isStopped()) {
+      const quiet = this.rng.int(sched.quietMs[0], sched.quietMs[1]);
+      const window = this.rng.int(sched.faultMs[0], sched.faultMs[1]);
+      if (Date.now() + quiet + Math.min(window, sched.faultMs[0]) > untilMs) break;
+      await delay(quiet);
+      const fault: FaultName = name === 'mixed' ? this.rng.pick(FAULTS) : name;
+      await this.window(fault, Math.min(window, untilMs - Date.now()));
+    }
+  }
+
+  private async window(fault: FaultName, lengthMs: number): Promise<void> {
+    const f = this.faults[fault];
+    let started: Detail;
+    try {
+      started = await f.start();
+    } catch (err) {
+      // A half-applied start is still a fault: record it, and repair it like any other.
+      started = { error: (err as Error).message };
+    }
+    this.log.record(fault, 'start', started);
+    await delay(Math.max(0, lengthMs));
+    let stopped: Detail;
+    try {
+      stopped = await f.stop();
+    } catch (err) {
+      stopped = { error: (err as Error).message };
+    }
+    this.log.record(fault, 'stop', stopped);
+  }
+
+  /**
+   * Repairs everything any fault may have left: partitions, paused and killed nodes, failpoints,
+   * an unfinished membership change. Retries until done or `timeoutMs`.
+   */
+  async healAll(timeoutMs: number): Promise<Detail> {
+    const cluster = this.cluster;
+    await cluster.lab.heal();
+    for (const s of cluster.lab.allSlots()) if (cluster.slot(s).paused) cluster.resume(s);
+    for (const s of cluster.lab.allSlots()) if (!cluster.isRunning(s)) this.killed.add(s);
+    await this.restartKilled();
+    const cleared = await this.clearFailpoints();
+    const membership = await waitFor('every node to be a voter of range 1 again', () => this.repairMembership(), timeoutMs, 500);
+    return { healed: true, failpointsCleared: this.nodesOf(cleared), membership };
+  }
+
+  /**
+   * Makes every slot's node a voter of range 1, from the leader's view of the descriptor: a
+   * learner is promoted; a node that is no member (a removal whose answer was lost, a failed
+   * re-add) is wiped, started fresh with a new id, added and promoted. Throws while there is no
+   * leader or a step fails (the caller retries).
+   */
+  private async repairMembership(): Promise<Detail> {
+    const leader = await this.cluster.leaderSlot();
+    if (leader === undefined) throw new Error('no leader');
+    const view = await this.cluster.statusOf(leader);
+    const range = view?.status.ranges.find((r) => r.descriptor.rangeId === 1);
+    if (!range) throw new Error(`the leader (slot ${leader}) did not report range 1`);
+    const voters = new Set(range.descriptor.replicas.filter((r) => r.role === 1).map((r) => Number(r.nodeId)));
+    const learners = new Set(range.descriptor.replicas.filter((r) => r.role === 2).map((r) => Number(r.nodeId)));
+    const repaired: Detail = {};
+    for (const slot of this.cluster.lab.allSlots()) {
+      const id = this.cluster.slot(slot).id;
+      if (voters.has(id)) continue;
+      if (!learners.has(id)) {
+        const fresh = await this.cluster.wipeAndRejoin(slot);
+        await this.admin.addLearner(1, fresh, this.cluster.address(slot));
+        repaired[String(id)] = `not a member: replaced by fresh node ${fresh}`;
+        await this.admin.promoteLearner(1, fresh);
+      } else {
+        await this.admin.promoteLearner(1, id);
+        repaired[String(id)] = 'learner promoted';
+      }
+    }
+    this.removedSlot = undefined;
+    this.pendingLearner = undefined;
+    return repaired;
+  }
+
+  close(): void {
+    this.admin.close();
+  }
+}

@@ -1,0 +1,369 @@
+// The Jepsen-style run: real kvd processes in network namespaces, a nemesis, a workload with an
+// honest history, then heal, recover, final reads, and the checker. Started by scripts/jepsen/run.sh
+// (which builds first and sweeps leftovers after); `--help` lists the options.
+//
+// Phases, each bounded in time:
+//   1. sweep leftovers of dead runs; build the network (net.ts); start the nodes; wait healthy;
+//   2. workload + nemesis schedule for --time seconds; then the workload stops (in-flight ops end
+//      within the client deadline);
+//   3. heal everything (partitions, paused/killed nodes, failpoints, membership), wait until the
+//      cluster is healthy, a quiet period, the final reads (every key of the run);
+//   4. stop the nodes, remove the network; the checker writes DIR/results.json and DIR/report.html.
+// Exit: 0 valid, 1 invalid, 3 unknown, 2 usage error, 4 the harness failed or the cluster did not
+// recover after healing (the checker still runs on the history, and the message says which).
+
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { JepsenCluster, REPO } from './cluster';
+import { EnvironmentError, JepsenError, UsageError } from './errors';
+import { Clock, History, HistoryOp, NemesisEvent, NemesisLog } from './history';
+import { checkEnvironment, Lab, sweepLeftovers } from './net';
+import { Nemesis, NEMESES, NemesisName } from './nemesis';
+import { Rng, delay } from './wait';
+import { createWorkload, ReadMode, WorkloadName } from './workload';
+
+export interface RunOptions {
+  readonly nemesis: NemesisName;
+  readonly workload: WorkloadName;
+  readonly timeSeconds: number;
+  readonly outDir: string;
+  readonly nodes: number;
+  readonly seed: number;
+  readonly readMode: ReadMode;
+  readonly concurrency: number;
+}
+
+const USAGE = `usage: scripts/jepsen/run.sh --nemesis NAME --out DIR [options]
+
+  --nemesis NAME          ${NEMESES.join(' | ')}
+  --workload NAME         register (default) | set
+  --time SECONDS          length of the fault phase (default 30)
+  --out DIR               run directory: history.jsonl, nemesis.jsonl, results.json, report.html, nodes/
+  --nodes N               kvd nodes, each in its own network namespace (default 5)
+  --seed N                seed of the schedule and the workload's choices (default: random, printed)
+  --read-mode MODE        linearizable (default) | stale (reads any node's local state: must be caught)
+  --concurrency N         logical client processes at once (default 10)
+
+Exit: 0 valid, 1 invalid, 3 unknown, 2 usage error, 4 harness failure or the cluster did not recover.`;
+
+export function parseArgs(argv: readonly string[]): RunOptions | 'help' {
+  const v: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--help' || a === '-h') return 'help';
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
+    if (!m) throw new UsageError(`unexpected argument '${a}'`);
+    const name = m[1] as string;
+    const known = ['nemesis', 'workload', 'time', 'out', 'nodes', 'seed', 'read-mode', 'concurrency'];
+    if (!known.includes(name)) throw new UsageError(`unknown option --${name}`);
+    const value = m[2] ?? argv[++i];
+    if (value === undefined) throw new UsageError(`--${name} needs a value`);
+    v[name] = value;
+  }
+  const int = (name: string, dflt: number, lo: number, hi: number): number => {
+    const s = v[name];
+    if (s === undefined) return dflt;
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < lo || n > hi) throw new UsageError(`--${name} must be an integer from ${lo} to ${hi}, got '${s}'`);
+    return n;
+  };
+  const nemesis = v.nemesis;
+  if (nemesis === undefined) throw new UsageError('--nemesis is required');
+  if (!(NEMESES as readonly string[]).includes(nemesis)) throw new UsageError(`--nemesis must be one of ${NEMESES.join(', ')}; got '${nemesis}'`);
+  const workload = v.workload ?? 'register';
+  if (workload !== 'register' && workload !== 'set') throw new UsageError(`--workload must be register or set, got '${workload}'`);
+  const readMode = v['read-mode'] ?? 'linearizable';
+  if (readMode !== 'linearizable' && readMode !== 'stale') throw new UsageError(`--read-mode must be linearizable or stale, got '${readMode}'`);
+  if (v.out === undefined) throw new UsageError('--out DIR is required');
+  return {
+    nemesis: nemesis as NemesisName,
+    workload,
+    readMode,
+    timeSeconds: int('time', 30, 1, 3600),
+    outDir: resolve(v.out),
+    nodes: int('nodes', 5, 1, 15),
+    seed: int('seed', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31 - 1),
+    concurrency: int('concurrency', 10, 1, 200),
+  };
+}
+
+// -------------------------------------------------------------------------------------------------
+// Availability: the share of ok operations while a fault is on, and outside fault windows.
+
+interface Share {
+  ops: number;
+  ok: number;
+  availability: number | null;
+}
+
+function share(ops: readonly HistoryOp[]): Share {
+  const ok = ops.filter((o) => o.type === 'ok').length;
+  return { ops: ops.length, ok, availability: ops.length === 0 ? null : Math.round((ok / ops.length) * 1000) / 1000 };
+}
+
+export function availability(ops: readonly HistoryOp[], events: readonly NemesisEvent[]): { during: Record<string, Share>; outside: Share } {
+  const windows: Array<{ name: string; from: number; to: number }> = [];
+  const open = new Map<string, number>();
+  for (const e of events) {
+    if (e.event === 'start') open.set(e.nemesis, e.time);
+    else {
+      const from = open.get(e.nemesis);
+      if (from !== undefined) windows.push({ name: e.nemesis, from, to: e.time });
+      open.delete(e.nemesis);
+    }
+  }
+  for (const [name, from] of open) windows.push({ name, from, to: Number.MAX_SAFE_INTEGER });
+  const during = new Map<string, HistoryOp[]>();
+  const outside: HistoryOp[] = [];
+  for (const op of ops) {
+    const w = windows.find((x) => op.invoke >= x.from && op.invoke < x.to);
+    if (w) during.set(w.name, [...(during.get(w.name) ?? []), op]);
+    else outside.push(op);
+  }
+  const out: Record<string, Share> = {};
+  for (const [name, list] of during) out[name] = share(list);
+  return { during: out, outside: share(outside) };
+}
+
+// -------------------------------------------------------------------------------------------------
+
+interface Verdict {
+  readonly valid: boolean | 'unknown' | null;
+  readonly exitCode: number;
+}
+
+/** Runs the checker's CLI on the run directory (results.json + report.html). */
+function runChecker(dir: string, timeoutMs: number): Promise<Verdict> {
+  const cli = join(REPO, 'dist', 'scripts', 'jepsen', 'checker', 'cli.js');
+  if (!existsSync(cli)) throw new EnvironmentError(`the checker is not built: ${cli} is missing (make build)`);
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [cli, dir], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      let valid: boolean | 'unknown' | null = null;
+      try {
+        valid = (JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as { valid: boolean | 'unknown' }).valid;
+      } catch {
+        // no results: the checker failed
+      }
+      resolveRun({ valid, exitCode: code ?? 4 });
+    });
+  });
+}
+
+export async function runJepsen(o: RunOptions): Promise<number> {
+  const started = Date.now();
+  const log = (msg: string): void => {
+    process.stdout.write(`[jepsen ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}\n`);
+  };
+  log(`nemesis=${o.nemesis} workload=${o.workload} time=${o.timeSeconds}s nodes=${o.nodes} seed=${o.seed} read-mode=${o.readMode} out=${o.outDir}`);
+  await checkEnvironment();
+  const swept = await sweepLeftovers();
+  if (swept.length > 0) log(`removed leftovers of earlier runs: ${swept.join(', ')}`);
+  mkdirSync(o.outDir, { recursive: true });
+  for (const f of ['history.jsonl', 'nemesis.jsonl', 'results.json', 'report.html']) {
+    if (existsSync(join(o.outDir, f))) throw new UsageError(`${o.outDir} already holds a run (${f}); give a new --out directory`);
+  }
+
+  const rng = new Rng(o.seed);
+  const lab = await Lab.create(o.nodes, o.outDir);
+  let cluster: JepsenCluster | undefined;
+  const cleanup = async (): Promise<void> => {
+    await cluster?.stopAll();
+    await lab.destroy();
+  };
+  onInterrupt = cleanup;
+  emergencyState = { lab, cluster: () => cluster };
+
+  const short = o.timeSeconds <= 20;
+  const summary: Record<string, unknown> = { options: o, subnet: `10.77.${lab.subnet}.0/24`, prefix: lab.prefix };
+  let recovered = false;
+  let failure: string | undefined;
+  try {
+    log(`network ${lab.prefix}: bridge ${lab.bridge} ${lab.bridgeAddress}/24, nodes ${lab.allSlots().map((s) => lab.address(s)).join(' ')}`);
+    cluster = new JepsenCluster(lab, {
+      runDir: o.outDir,
+      tickMs: 50,
+      electionTicks: 10,
+      snapshotEntries: 1_000,
+      compactionSlackEntries: 200,
+      logLevel: 'info',
+    });
+    await cluster.startAll();
+    await cluster.waitHealthy(60_000);
+    log('cluster healthy; workload and nemesis start');
+
+    const clock = new Clock();
+    const history = new History(join(o.outDir, 'history.jsonl'), clock);
+    const nemesisLog = new NemesisLog(join(o.outDir, 'nemesis.jsonl'), clock);
+    const workload = createWorkload(o.workload, {
+      endpoints: cluster.endpoints(),
+      concurrency: o.concurrency,
+      readMode: o.readMode,
+      history,
+      rng: new Rng(rng.int(0, 2 ** 31 - 1)),
+      deadlineMs: 2_000,
+      activeKeys: 5,
+      opsPerKey: 150,
+      thinkMs: 10,
+    });
+    const nemesis = new Nemesis(cluster, new Rng(rng.int(0, 2 ** 31 - 1)), nemesisLog);
+    const untilMs = Date.now() + o.timeSeconds * 1000;
+    workload.start();
+    await nemesis.run(o.nemesis, untilMs, short ? { quietMs: [1_000, 2_500], faultMs: [3_000, 5_000] } : { quietMs: [2_000, 5_000], faultMs: [4_000, 9_000] }, () => Date.now() >= untilMs);
+    await delay(Math.max(0, untilMs - Date.now()));
+    log(`fault phase over: stopping the workload (${history.counts.ok} ok, ${history.counts.fail} fail, ${history.counts.info} info so far)`);
+    await workload.stop();
+
+    try {
+      nemesisLog.record('heal', 'start', {});
+      const healed = await nemesis.healAll(60_000);
+      nemesisLog.record('heal', 'stop', healed);
+      await cluster.waitHealthy(60_000);
+      // A quiet period: let every replica apply what was committed before reading.
+      await delay(1_000);
+      log('healed and healthy: final reads');
+      const finals = await workload.finalReads(cluster.endpoints(), 60_000);
+      log(`final reads: ${finals.keys} keys, ${finals.attempts} attempts`);
+      recovered = true;
+    } catch (err) {
+      failure = `the cluster did not recover after healing: ${(err as Error).message}`;
+      log(failure);
+    }
+    nemesis.close();
+    workload.close();
+    await history.close();
+    await nemesisLog.close();
+    summary.counts = history.counts;
+    summary.availability = availability(history.ops, nemesisLog.events);
+  } catch (err) {
+    failure = `harness: ${(err as Error).stack ?? String(err)}`;
+    log(failure);
+  } finally {
+    await cleanup();
+    onInterrupt = undefined;
+    emergencyState = undefined;
+  }
+  log('nodes stopped, network removed');
+
+  summary.recovered = recovered;
+  summary.failure = failure ?? null;
+  const writeSummary = (): void => writeFileSync(join(o.outDir, 'run.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  writeSummary();
+  let verdict: Verdict = { valid: null, exitCode: 4 };
+  if (existsSync(join(o.outDir, 'history.jsonl'))) {
+    log('checking the history');
+    try {
+      verdict = await runChecker(o.outDir, 10 * 60_000);
+    } catch (err) {
+      failure = `${failure ? `${failure}; ` : ''}checker: ${(err as Error).message}`;
+    }
+  }
+  summary.valid = verdict.valid;
+  summary.failure = failure ?? null;
+  summary.seconds = Math.round((Date.now() - started) / 100) / 10;
+  writeSummary();
+  if (verdict.valid === true && recovered) cluster?.removeData();
+
+  const av = summary.availability as ReturnType<typeof availability> | undefined;
+  if (av) {
+    const parts = Object.entries(av.during).map(([n, s]) => `${n} ${s.ok}/${s.ops} ok`);
+    log(`availability: during faults: ${parts.join(', ') || 'no fault window'}; outside: ${av.outside.ok}/${av.outside.ops} ok`);
+  }
+  log(`report: ${join(o.outDir, 'report.html')}`);
+  log(`verdict: valid=${String(verdict.valid)}${failure ? ` (${failure.split('\n')[0]})` : ''} — seed ${o.seed}`);
+  if (failure) return 4;
+  if (verdict.valid === true) return 0;
+  if (verdict.valid === false) return 1;
+  if (verdict.valid === 'unknown') return 3;
+  return 4;
+}
+
+// -------------------------------------------------------------------------------------------------
+// Interruption and last-resort cleanup
+
+let onInterrupt: (() => Promise<void>) | undefined;
+let emergencyState: { lab: Lab; cluster: () => JepsenCluster | undefined } | undefined;
+
+function installSignalHandlers(): void {
+  let interrupted = false;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      if (interrupted) return;
+      interrupted = true;
+      process.stderr.write(`jepsen: ${sig}: stopping the nodes and removing the network\n`);
+      const done = onInterrupt ? onInterrupt() : Promise.resolve();
+      const bound = delay(20_000);
+      void Promise.race([done, bound]).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    });
+  }
+  // Last resort (an exit we did not plan): kill the nodes and remove the network synchronously.
+  process.on('exit', () => {
+    const st = emergencyState;
+    if (!st) return;
+    const c = st.cluster();
+    for (const s of c?.slots.values() ?? []) {
+      if (s.pid === undefined) continue;
+      try {
+        process.kill(s.pid, 'SIGCONT');
+        process.kill(s.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    for (const slot of st.lab.allSlots()) {
+      try {
+        execFileSync('ip', ['netns', 'del', st.lab.namespace(slot)], { stdio: 'ignore' });
+      } catch {
+        // gone
+      }
+    }
+    try {
+      execFileSync('ip', ['link', 'del', st.lab.bridge], { stdio: 'ignore' });
+    } catch {
+      // gone
+    }
+  });
+}
+
+async function main(): Promise<void> {
+  let opts: RunOptions | 'help';
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`jepsen: ${err.message}\n\n${USAGE}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (opts === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  installSignalHandlers();
+  let code: number;
+  try {
+    code = await runJepsen(opts);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`jepsen: ${err.message}\n`);
+      code = 2;
+    } else if (err instanceof JepsenError) {
+      process.stderr.write(`jepsen: ${err.code}: ${err.message}\n`);
+      code = 4;
+    } else throw err;
+  }
+  // Explicitly: client channels of the workload must not keep the process alive.
+  process.exit(code);
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`jepsen: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(4);
+  });
+}
