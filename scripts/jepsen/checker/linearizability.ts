@@ -1,0 +1,613 @@
+// Linearizability of a history against the register model, one key at a time.
+//
+// Model: every key is an independent register that starts absent. `put` sets it, `delete` makes it
+// absent, `cas` sets `value` if the current value equals `expected`, `get` returns the current
+// value. Linearizability is compositional (Herlihy & Wing), so each key is checked on its own.
+//
+// What each operation contributes:
+//   - `fail`: definitely did not take effect; removed.
+//   - `ok`: took effect at one instant between its invoke and complete, with its recorded result.
+//   - `info`: its return is at +infinity: it took effect at one instant after its invoke, or never.
+//     An `info` get has no effect and is removed; so is an `info` put or cas whose value no
+//     remaining operation observes (no get returned it, no cas expected it): whether it happened
+//     changes nothing anyone saw, so the history is linearizable with it iff without it.
+//
+// Search: Wing & Gong's algorithm with Lowe's just-in-time linearization and memoization ("WGL").
+// The calls and returns of the operations form a doubly linked list sorted by time (at equal
+// times, calls first: operations touching at one instant count as concurrent). Walking from the
+// head, a call whose operation the model accepts in the current state is linearized: its call and
+// return entries are lifted out of the list, the previous state is pushed, and the walk restarts
+// at the head. Reaching a return entry means its operation, which precedes everything after it in
+// real time, was not linearized: pop the last linearized operation, unlift it and try the entry
+// after its call. The cache of (set of linearized operations, state) pairs already explored prunes
+// every configuration reached twice. The history is linearizable once every `ok` operation is
+// linearized (the `info` ones left over never took effect); it is not when the stack is empty at a
+// return entry.
+//
+// Bounds: a key's search stops at its step, time or cache-memory budget with the verdict 'unknown'.
+//
+// Anomalies: for a non-linearizable key the checker shrinks the key's history to a small set of
+// operations that still cannot be linearized, using only moves that keep this implication true:
+// "the shrunk set cannot be linearized, therefore the history cannot be". The moves are
+//   1. a cut at time T: operations invoked after T are dropped, and `ok` operations completing after
+//      T are treated as pending (taking effect after their invoke or never). Any linearization of
+//      the whole history restricted to the instants up to T is one of the cut history, so the cut
+//      is sound; the smallest failing T among the `ok` completion times is found by bisection (a
+//      later cut of a failing cut fails too).
+//   2. dropping any `get` (gets change no state).
+//   3. dropping a write together with every operation that observed its value: the gets that
+//      returned it and the cas operations that expected it, themselves with the operations that
+//      observed theirs. Removing all of them from a linearization leaves one (while the register
+//      held a dropped value, only dropped operations looked at it).
+// After the cut, chunks of operations are dropped delta-debugging style (halves, quarters, ... then
+// one at a time, repeated until nothing more goes). "Minimal" in the result means exactly this:
+// removing any single remaining get, or any single remaining write with its observers, makes the
+// set linearizable, as established by a completed search. It is not the smallest such set over
+// all subsets (that search is exponential); when the shrink budget runs out or a trial search is
+// undecided, the set is still a valid witness and `minimal` is false.
+
+import { performance } from 'node:perf_hooks';
+import type { Op } from './history';
+
+export type Verdict = true | false | 'unknown';
+
+/** Budgets of the check. Each is validated once by `checkLinearizability`. */
+export interface LinearizabilityOptions {
+  /** Wall-clock budget of one key's search, in ms; past it the key is 'unknown'. Default 10,000. */
+  keyTimeLimitMs?: number;
+  /** One key's search steps (one step: one attempt to linearize or to undo an operation). Default 5,000,000. */
+  keyStepLimit?: number;
+  /** Memory of one key's cache of explored configurations, in bytes. Default 256 MiB. */
+  keyCacheBytesLimit?: number;
+  /** Wall-clock budget of the whole check, in ms; keys still undecided then are 'unknown'. Default: none. */
+  totalTimeLimitMs?: number;
+  /** Wall-clock budget for shrinking one non-linearizable key's anomaly, in ms. Default 5,000. */
+  shrinkTimeLimitMs?: number;
+  /** Clock in ms (tests may replace it). Default `performance.now`. */
+  nowMs?: () => number;
+}
+
+export type UnknownReason = 'step-limit' | 'time-limit' | 'memory-limit' | 'total-time-limit';
+
+export interface KeyResult {
+  readonly key: string;
+  readonly valid: Verdict;
+  /** Operations on the key in the history, of every type. */
+  readonly ops: number;
+  /** Operations left for the search once those that cannot matter were removed. */
+  readonly searchedOps: number;
+  readonly steps: number;
+  readonly elapsedMs: number;
+  /** Set when `valid` is 'unknown'. */
+  readonly reason?: UnknownReason;
+  /** Set when `valid` is false. */
+  readonly anomaly?: LinearizabilityAnomaly;
+}
+
+export interface LinearizabilityAnomaly {
+  readonly kind: 'nonlinearizable';
+  readonly key: string;
+  /** Operations that cannot be linearized together, sorted by invoke. */
+  readonly ops: readonly Op[];
+  /** The cut (ns since origin): operations invoked later play no part in the anomaly. */
+  readonly cutNs: number;
+  /** Lines of the `ok` operations of `ops` completing after the cut, treated as possibly not applied. */
+  readonly pendingLines: readonly number[];
+  /** See "Minimal" in the header of linearizability.ts. */
+  readonly minimal: boolean;
+  readonly explanation: string;
+}
+
+export interface LinearizabilityResult {
+  /** false if any key is false; otherwise 'unknown' if any key is; otherwise true. */
+  readonly valid: Verdict;
+  /** One entry per key, sorted by key. */
+  readonly keys: readonly KeyResult[];
+}
+
+const DEFAULTS = {
+  keyTimeLimitMs: 10_000,
+  keyStepLimit: 5_000_000,
+  keyCacheBytesLimit: 256 * 1024 * 1024,
+  totalTimeLimitMs: Infinity,
+  shrinkTimeLimitMs: 5_000,
+};
+
+/** Checks every key of `ops` (a whole history, any order). */
+export function checkLinearizability(ops: readonly Op[], options: LinearizabilityOptions = {}): LinearizabilityResult {
+  const o = resolveOptions(options);
+  const byKey = new Map<string, Op[]>();
+  for (const op of ops) {
+    const list = byKey.get(op.key);
+    if (list === undefined) byKey.set(op.key, [op]);
+    else list.push(op);
+  }
+  const totalDeadline = o.nowMs() + o.totalTimeLimitMs;
+  const keys: KeyResult[] = [];
+  for (const key of [...byKey.keys()].sort()) {
+    keys.push(checkKey(key, byKey.get(key) as Op[], o, totalDeadline));
+  }
+  return { valid: combineVerdicts(keys.map((k) => k.valid)), keys };
+}
+
+/** false if any is false; otherwise 'unknown' if any is; otherwise true (also for none). */
+export function combineVerdicts(verdicts: readonly Verdict[]): Verdict {
+  if (verdicts.includes(false)) return false;
+  if (verdicts.includes('unknown')) return 'unknown';
+  return true;
+}
+
+type Resolved = Required<LinearizabilityOptions>;
+
+function resolveOptions(options: LinearizabilityOptions): Resolved {
+  const o: Resolved = {
+    keyTimeLimitMs: options.keyTimeLimitMs ?? DEFAULTS.keyTimeLimitMs,
+    keyStepLimit: options.keyStepLimit ?? DEFAULTS.keyStepLimit,
+    keyCacheBytesLimit: options.keyCacheBytesLimit ?? DEFAULTS.keyCacheBytesLimit,
+    totalTimeLimitMs: options.totalTimeLimitMs ?? DEFAULTS.totalTimeLimitMs,
+    shrinkTimeLimitMs: options.shrinkTimeLimitMs ?? DEFAULTS.shrinkTimeLimitMs,
+    nowMs: options.nowMs ?? (() => performance.now()),
+  };
+  for (const name of ['keyTimeLimitMs', 'keyStepLimit', 'keyCacheBytesLimit', 'totalTimeLimitMs', 'shrinkTimeLimitMs'] as const) {
+    const v = o[name];
+    if (!(v >= 0)) throw new TypeError(`${name} must be a non-negative number, got ${v}`);
+  }
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One key
+
+const GET = 0;
+const PUT = 1;
+const DELETE = 2;
+const CAS = 3;
+const KIND_OF = { get: GET, put: PUT, delete: DELETE, cas: CAS } as const;
+
+/** An operation as the search sees it: values interned (0 = absent), pending ones end at +infinity. */
+interface SearchOp {
+  readonly op: Op;
+  readonly kind: number;
+  /** `ok` and completed by the cut: it must be linearized. */
+  readonly definite: boolean;
+  readonly invoke: number;
+  /** Infinity when pending. */
+  readonly complete: number;
+  readonly value: number;
+  readonly expected: number;
+  readonly result: number;
+}
+
+interface Budget {
+  readonly stepLimit: number;
+  readonly deadlineMs: number;
+  readonly cacheBytesLimit: number;
+  readonly nowMs: () => number;
+  /** What to call running out of time. */
+  readonly timeReason: UnknownReason;
+}
+
+type Outcome =
+  | { readonly kind: 'linearizable'; readonly steps: number }
+  | { readonly kind: 'not-linearizable'; readonly steps: number }
+  | { readonly kind: 'unknown'; readonly steps: number; readonly reason: UnknownReason };
+
+/** Interns a key's values as small integers; 0 stands for absent. */
+class Values {
+  private readonly ids = new Map<string, number>();
+  id(v: string | null): number {
+    if (v === null) return 0;
+    let id = this.ids.get(v);
+    if (id === undefined) {
+      id = this.ids.size + 1;
+      this.ids.set(v, id);
+    }
+    return id;
+  }
+}
+
+function checkKey(key: string, ops: readonly Op[], o: Resolved, totalDeadline: number): KeyResult {
+  const start = o.nowMs();
+  const base = ops.filter((op) => op.type !== 'fail' && !(op.type === 'info' && op.f === 'get'));
+  const values = new Values();
+  const prepared = prepare(base, Infinity, values);
+  const keyDeadline = Math.min(start + o.keyTimeLimitMs, totalDeadline);
+  const budget: Budget = {
+    stepLimit: o.keyStepLimit,
+    deadlineMs: keyDeadline,
+    cacheBytesLimit: o.keyCacheBytesLimit,
+    nowMs: o.nowMs,
+    timeReason: keyDeadline === totalDeadline ? 'total-time-limit' : 'time-limit',
+  };
+  const outcome = start >= totalDeadline ? unknownOutcome(0, 'total-time-limit') : search(prepared, budget);
+  const common = { key, ops: ops.length, searchedOps: prepared.length, steps: outcome.steps };
+  if (outcome.kind === 'linearizable') return { ...common, valid: true, elapsedMs: o.nowMs() - start };
+  if (outcome.kind === 'unknown') return { ...common, valid: 'unknown', reason: outcome.reason, elapsedMs: o.nowMs() - start };
+  const shrinkBudget: Budget = {
+    ...budget,
+    deadlineMs: Math.min(o.nowMs() + o.shrinkTimeLimitMs, totalDeadline),
+    timeReason: 'time-limit',
+  };
+  const anomaly = shrink(key, base, values, shrinkBudget);
+  return { ...common, valid: false, anomaly, elapsedMs: o.nowMs() - start };
+}
+
+function unknownOutcome(steps: number, reason: UnknownReason): Outcome {
+  return { kind: 'unknown', steps, reason };
+}
+
+/**
+ * The operations the search needs, given non-fail, non-info-get operations and a cut: drops those
+ * invoked after the cut, makes pending those completing after it, drops pending gets, then (until
+ * nothing changes) pending writes whose value no remaining operation observes.
+ */
+function prepare(ops: readonly Op[], cut: number, values: Values): SearchOp[] {
+  let list: SearchOp[] = [];
+  for (const op of ops) {
+    if (op.invoke > cut) continue;
+    const definite = op.type === 'ok' && (op.complete as number) <= cut;
+    if (!definite && op.f === 'get') continue;
+    list.push({
+      op,
+      kind: KIND_OF[op.f],
+      definite,
+      invoke: op.invoke,
+      complete: definite ? (op.complete as number) : Infinity,
+      value: values.id(op.value),
+      expected: values.id(op.expected),
+      result: values.id(op.result),
+    });
+  }
+  for (;;) {
+    const observed = new Set<number>();
+    for (const s of list) {
+      if (s.kind === GET) observed.add(s.result);
+      else if (s.kind === CAS) observed.add(s.expected);
+    }
+    const kept = list.filter((s) => s.definite || s.kind === DELETE || observed.has(s.value));
+    if (kept.length === list.length) return list;
+    list = kept;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The WGL search
+
+/** Fixed per-operation hash words (deterministic: the same history always searches the same way). */
+function hashWords(n: number, seed: number): Uint32Array {
+  const out = new Uint32Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    // xorshift32
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x;
+  }
+  return out;
+}
+
+/**
+ * The set of explored (linearized-set, state) configurations. Bitsets are copied into one growing
+ * pool (`words` words, then the state); a map from a 53-bit hash to pool offsets finds them, and a
+ * full comparison decides (a hash collision can never prune wrongly).
+ */
+class ConfigurationCache {
+  private pool: Uint32Array;
+  private used = 0;
+  private readonly stride: number;
+  private readonly buckets = new Map<number, number | number[]>();
+
+  constructor(private readonly words: number, private readonly bytesLimit: number) {
+    this.stride = words + 1;
+    this.pool = new Uint32Array(this.stride * 256);
+  }
+
+  /** Adds the configuration; false if it was already there. Throws `CacheFull` past the limit. */
+  add(hash: number, bits: Uint32Array, state: number): boolean {
+    const bucket = this.buckets.get(hash);
+    if (bucket !== undefined) {
+      if (typeof bucket === 'number') {
+        if (this.equals(bucket, bits, state)) return false;
+      } else {
+        for (const offset of bucket) if (this.equals(offset, bits, state)) return false;
+      }
+    }
+    const offset = this.store(bits, state);
+    if (bucket === undefined) this.buckets.set(hash, offset);
+    else if (typeof bucket === 'number') this.buckets.set(hash, [bucket, offset]);
+    else bucket.push(offset);
+    return true;
+  }
+
+  private equals(offset: number, bits: Uint32Array, state: number): boolean {
+    const pool = this.pool;
+    if (pool[offset + this.words] !== state) return false;
+    for (let w = 0; w < this.words; w++) if (pool[offset + w] !== bits[w]) return false;
+    return true;
+  }
+
+  private store(bits: Uint32Array, state: number): number {
+    if (this.used + this.stride > this.pool.length) {
+      const bytes = this.pool.length * 2 * 4;
+      if (bytes > this.bytesLimit) throw CACHE_FULL;
+      const grown = new Uint32Array(this.pool.length * 2);
+      grown.set(this.pool);
+      this.pool = grown;
+    }
+    const offset = this.used;
+    this.pool.set(bits, offset);
+    this.pool[offset + this.words] = state;
+    this.used += this.stride;
+    return offset;
+  }
+}
+
+const CACHE_FULL = new Error('configuration cache full');
+
+/** Decides whether the operations (of one key) can be linearized, within the budget. */
+function search(ops: readonly SearchOp[], budget: Budget): Outcome {
+  const n = ops.length;
+  let definiteTotal = 0;
+  for (const s of ops) if (s.definite) definiteTotal++;
+  if (definiteTotal === 0) return { kind: 'linearizable', steps: 0 };
+
+  // Events sorted by time, calls before returns at equal times. Node ids: 0 head, 1..m events, m+1 tail.
+  const times: number[] = [];
+  const eventOp: number[] = [];
+  const eventCall: boolean[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = ops[i] as SearchOp;
+    times.push(s.invoke);
+    eventOp.push(i);
+    eventCall.push(true);
+    if (s.definite) {
+      times.push(s.complete);
+      eventOp.push(i);
+      eventCall.push(false);
+    }
+  }
+  const m = times.length;
+  const order = Array.from({ length: m }, (_, e) => e).sort(
+    (a, b) => (times[a] as number) - (times[b] as number) || Number(eventCall[b]) - Number(eventCall[a]),
+  );
+  const HEAD = 0;
+  const TAIL = m + 1;
+  const next = new Int32Array(m + 2);
+  const prev = new Int32Array(m + 2);
+  const nodeOp = new Int32Array(m + 2);
+  const nodeCall = new Uint8Array(m + 2);
+  const callNode = new Int32Array(n);
+  const returnNode = new Int32Array(n).fill(-1);
+  for (let k = 0; k < m; k++) {
+    const e = order[k] as number;
+    const node = k + 1;
+    const i = eventOp[e] as number;
+    nodeOp[node] = i;
+    nodeCall[node] = eventCall[e] ? 1 : 0;
+    if (eventCall[e]) callNode[i] = node;
+    else returnNode[i] = node;
+  }
+  for (let node = 0; node <= m; node++) next[node] = node + 1;
+  for (let node = 1; node <= m + 1; node++) prev[node] = node - 1;
+
+  const kind = new Uint8Array(n);
+  const value = new Int32Array(n);
+  const expected = new Int32Array(n);
+  const result = new Int32Array(n);
+  const definite = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = ops[i] as SearchOp;
+    kind[i] = s.kind;
+    value[i] = s.value;
+    expected[i] = s.expected;
+    result[i] = s.result;
+    definite[i] = s.definite ? 1 : 0;
+  }
+
+  const words = (n + 31) >>> 5;
+  const bits = new Uint32Array(words);
+  const hashA = hashWords(n, 0x9e3779b9);
+  const hashB = hashWords(n, 0x7f4a7c15);
+  const cache = new ConfigurationCache(words, budget.cacheBytesLimit);
+  const stackNode = new Int32Array(n);
+  const stackState = new Int32Array(n);
+  let depth = 0;
+  let state = 0;
+  let h1 = 0;
+  let h2 = 0;
+  let linearizedDefinite = 0;
+  let steps = 0;
+  let entry = next[HEAD] as number;
+
+  const lift = (i: number): void => {
+    const c = callNode[i] as number;
+    next[prev[c] as number] = next[c] as number;
+    prev[next[c] as number] = prev[c] as number;
+    const r = returnNode[i] as number;
+    if (r >= 0) {
+      next[prev[r] as number] = next[r] as number;
+      prev[next[r] as number] = prev[r] as number;
+    }
+  };
+  // The exact reverse of lift (dancing links: a removed node still knows its neighbours).
+  const unlift = (i: number): void => {
+    const r = returnNode[i] as number;
+    if (r >= 0) {
+      next[prev[r] as number] = r;
+      prev[next[r] as number] = r;
+    }
+    const c = callNode[i] as number;
+    next[prev[c] as number] = c;
+    prev[next[c] as number] = c;
+  };
+
+  for (;;) {
+    if (linearizedDefinite === definiteTotal) return { kind: 'linearizable', steps };
+    if (steps >= budget.stepLimit) return unknownOutcome(steps, 'step-limit');
+    steps++;
+    if ((steps & 1023) === 0 && budget.nowMs() > budget.deadlineMs) return unknownOutcome(steps, budget.timeReason);
+    if (entry === TAIL) throw new Error('linearizability search walked past the last return entry');
+    if (nodeCall[entry] === 1) {
+      const i = nodeOp[entry] as number;
+      let nextState: number;
+      switch (kind[i]) {
+        case GET:
+          nextState = result[i] === state ? state : -1;
+          break;
+        case PUT:
+          nextState = value[i] as number;
+          break;
+        case DELETE:
+          nextState = 0;
+          break;
+        default:
+          nextState = expected[i] === state ? (value[i] as number) : -1;
+      }
+      if (nextState >= 0) {
+        const w = i >>> 5;
+        const bit = 1 << (i & 31);
+        bits[w] = (bits[w] as number) | bit;
+        h1 ^= hashA[i] as number;
+        h2 ^= hashB[i] as number;
+        const hash = ((h1 ^ Math.imul(nextState + 1, 0x9e3779b1)) >>> 0) * 0x200000 + ((h2 ^ Math.imul(nextState + 1, 0x85ebca6b)) & 0x1fffff);
+        let fresh: boolean;
+        try {
+          fresh = cache.add(hash, bits, nextState);
+        } catch (e) {
+          if (e === CACHE_FULL) return unknownOutcome(steps, 'memory-limit');
+          throw e;
+        }
+        if (fresh) {
+          stackNode[depth] = entry;
+          stackState[depth] = state;
+          depth++;
+          state = nextState;
+          lift(i);
+          linearizedDefinite += definite[i] as number;
+          entry = next[HEAD] as number;
+          continue;
+        }
+        bits[w] = (bits[w] as number) & ~bit;
+        h1 ^= hashA[i] as number;
+        h2 ^= hashB[i] as number;
+      }
+      entry = next[entry] as number;
+    } else {
+      if (depth === 0) return { kind: 'not-linearizable', steps };
+      depth--;
+      const e = stackNode[depth] as number;
+      const i = nodeOp[e] as number;
+      state = stackState[depth] as number;
+      bits[i >>> 5] = (bits[i >>> 5] as number) & ~(1 << (i & 31));
+      h1 ^= hashA[i] as number;
+      h2 ^= hashB[i] as number;
+      unlift(i);
+      linearizedDefinite -= definite[i] as number;
+      entry = next[e] as number;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shrinking an anomaly (see the header for what is claimed)
+
+function shrink(key: string, base: readonly Op[], values: Values, budget: Budget): LinearizabilityAnomaly {
+  let exhausted = false;
+  /** true: proven non-linearizable. Any undecided trial counts as "not proven". */
+  const fails = (ops: readonly Op[], cut: number): boolean => {
+    if (exhausted) return false;
+    const outcome = search(prepare(ops, cut, values), budget);
+    if (outcome.kind === 'unknown') {
+      if (budget.nowMs() > budget.deadlineMs) exhausted = true;
+      undecided = true;
+      return false;
+    }
+    return outcome.kind === 'not-linearizable';
+  };
+  let undecided = false;
+
+  // 1. The earliest failing cut among the ok completion times (Infinity, the whole history, fails).
+  const cuts = [...new Set(base.filter((op) => op.type === 'ok').map((op) => op.complete as number))].sort((a, b) => a - b);
+  let lo = 0;
+  let hi = cuts.length; // cuts[hi] is the failing cut (hi === cuts.length: Infinity)
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (fails(base, cuts[mid] as number)) hi = mid;
+    else lo = mid + 1;
+  }
+  const cut = hi < cuts.length ? (cuts[hi] as number) : Infinity;
+  let kept = base.filter((op) => op.invoke <= cut).sort((a, b) => a.invoke - b.invoke || a.line - b.line);
+
+  // 2. Drop chunks, halving their size, then single operations until a pass removes nothing.
+  let size = Math.max(1, kept.length >> 1);
+  let minimal = false;
+  for (;;) {
+    undecided = false;
+    let removedAny = false;
+    for (let at = 0; at < kept.length && !exhausted; ) {
+      const candidate = withoutObservers(kept, kept.slice(at, at + size));
+      if (candidate.length < kept.length && fails(candidate, cut)) {
+        kept = candidate;
+        removedAny = true;
+      } else {
+        at += size;
+      }
+    }
+    if (exhausted) break;
+    if (size > 1) {
+      size = Math.max(1, size >> 1);
+      continue;
+    }
+    if (!removedAny) {
+      minimal = !undecided;
+      break;
+    }
+  }
+
+  const survivors = prepare(kept, cut, values).map((s) => s.op);
+  const pendingLines = survivors.filter((op) => op.type === 'ok' && (op.complete as number) > cut).map((op) => op.line);
+  const cutNs = cut === Infinity ? Math.max(0, ...survivors.map((op) => op.complete ?? op.invoke)) : cut;
+  let explanation =
+    `No order of these ${survivors.length} operations on key ${JSON.stringify(key)} is consistent with one register ` +
+    `and with real time (each takes effect at one instant between its invoke and complete; an info operation after its invoke, or never).`;
+  if (pendingLines.length > 0) {
+    explanation +=
+      ` ${pendingLines.length} ok operation(s) completing after the cut at ${formatNs(cutNs)} were treated as possibly not yet applied,` +
+      ` because the operations invoked after the cut were left out.`;
+  }
+  return { kind: 'nonlinearizable', key, ops: survivors, cutNs, pendingLines, minimal, explanation };
+}
+
+/**
+ * `ops` without `drop`, without the gets returning and the cas operations expecting any value
+ * written by a dropped write, and so on for the values of those cas operations (move 3).
+ */
+function withoutObservers(ops: readonly Op[], drop: readonly Op[]): Op[] {
+  const dropped = new Set<Op>(drop);
+  const written = new Set<string | null>();
+  for (const op of drop) {
+    if (op.f === 'put' || op.f === 'cas') written.add(op.value);
+    else if (op.f === 'delete') written.add(null);
+  }
+  for (let changed = written.size > 0; changed; ) {
+    changed = false;
+    for (const op of ops) {
+      if (dropped.has(op)) continue;
+      if ((op.f === 'get' && written.has(op.result)) || (op.f === 'cas' && written.has(op.expected))) {
+        dropped.add(op);
+        if (op.f === 'cas' && !written.has(op.value)) {
+          written.add(op.value);
+          changed = true;
+        }
+      }
+    }
+  }
+  return ops.filter((op) => !dropped.has(op));
+}
+
+function formatNs(ns: number): string {
+  return `${(ns / 1e9).toFixed(6)} s`;
+}
