@@ -17,7 +17,7 @@ SIM_RUNNER := dist/tests/sim/run.js
 # Fails clearly when the simulator is not there (tests/sim/run.ts is compiled by `build`).
 CHECK_SIM_RUNNER = @test -f $(SIM_RUNNER) || { echo "$(SIM_RUNNER) is missing: the simulator (tests/sim/run.ts) has not landed or did not build" >&2; exit 1; }
 
-.PHONY: install build tools test sim run stop bench clean
+.PHONY: install build tools test sim run stop bench jepsen clean
 
 # npm ci only when node_modules is missing or package-lock.json is newer than npm's record of
 # what it installed (node_modules/.package-lock.json).
@@ -34,16 +34,22 @@ build: install
 	npx --no -- tsc -p tsconfig.json
 	chmod +x bin/kvd bin/kvctl
 
-# protoc checks that proto/ compiles as is (tests/integration/proto.test.ts). Installed with
-# Debian's package when we are root, as on CI and the project's machines.
+# Debian packages the tests need, installed with apt-get when we are root (as on CI and the
+# project's machines): protoc checks that proto/ compiles as is (tests/integration/proto.test.ts);
+# iproute2 and iptables build the Jepsen suite's network namespaces and partitions (tests/jepsen).
 tools:
-	@command -v protoc >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing protoc (apt-get install protobuf-compiler)"; \
-			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler; \
+			echo "installing$$missing (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 		else \
-			echo "make test needs protoc: install it (Debian/Ubuntu: sudo apt-get install protobuf-compiler)" >&2; exit 1; \
-		fi; }
+			echo "make test needs these Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; \
+		fi; \
+	fi
 
 test: build tools
 	npx --no -- jest --ci
@@ -75,6 +81,13 @@ stop:
 BENCH_ARGS ?=
 bench: build
 	scripts/bench/run.sh --no-build $(BENCH_ARGS)
+
+# The Jepsen-style suite (as root): every nemesis once, JEPSEN_ARGS to scripts/jepsen/run-all.sh
+# (default 60 s per run; --short is the 12-15 s pass `make test` runs through jest; --time 300
+# for full-length runs). One run: scripts/jepsen/run.sh --nemesis NAME --out DIR (see --help).
+JEPSEN_ARGS ?=
+jepsen: build tools
+	scripts/jepsen/run-all.sh $(JEPSEN_ARGS)
 
 clean:
 	rm -rf dist
