@@ -2,7 +2,7 @@
 // no namespace, link or kvd process of it remains.
 
 import { readFileSync, readdirSync } from 'node:fs';
-import { jepsenRun, leftovers, removeRun } from './jepsen-run';
+import { jepsenRun, leftovers, removeRun } from './harness-run';
 
 /** Pids of kvd processes whose command line names the run's subnet. */
 function kvdPidsOn(subnet: string): number[] {

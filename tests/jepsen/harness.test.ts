@@ -6,7 +6,7 @@
 // Each run's seed is in its output (quoted on failure); `scripts/jepsen/run.sh --seed N ...`
 // replays its schedule and choices (timing still differs). A failing run's directory is kept.
 
-import { jepsenRun, leftovers, removeRun, results, summary } from './jepsen-run';
+import { jepsenRun, leftovers, removeRun, results, summary } from './harness-run';
 
 const SECONDS = Number(process.env.KV_JEPSEN_SECONDS ?? 12);
 const RUNS: ReadonlyArray<[string, string]> = [

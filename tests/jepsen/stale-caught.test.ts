@@ -3,7 +3,7 @@
 // partition-isolate-leader must say so. Every logical client reads through its own home node,
 // so reads keep reaching the isolated old leader while the majority moves on.
 
-import { jepsenRun, leftovers, removeRun, results, summary } from './jepsen-run';
+import { jepsenRun, leftovers, removeRun, results, summary } from './harness-run';
 
 test('stale reads under partition-isolate-leader are caught (valid: false)', async () => {
   const run = await jepsenRun('stale', ['--nemesis', 'partition-isolate-leader', '--read-mode', 'stale'], 200_000);
