@@ -19,6 +19,11 @@ export interface HistoryOp {
   readonly complete: number | null;
 }
 
+export interface AnsweredOp {
+  readonly op: HistoryOp;
+  readonly answered: boolean;
+}
+
 export interface NemesisEvent {
   readonly time: number;
   readonly nemesis: string;
@@ -57,8 +62,12 @@ export interface OpCounts {
 export class History {
   private readonly file: JsonLines;
   readonly counts: OpCounts = { ok: 0, fail: 0, info: 0 };
-  /** Every operation, kept for the run's own summary (availability per nemesis window). */
-  readonly ops: HistoryOp[] = [];
+  /**
+   * Every operation, kept for the run's own summary (availability per nemesis window), with
+   * whether the cluster answered it (an ok, or a cas whose condition did not hold: a `fail` that
+   * is an answer, not an outage).
+   */
+  readonly ops: AnsweredOp[] = [];
   private nextProcess = 0;
 
   constructor(
@@ -73,10 +82,10 @@ export class History {
     return this.nextProcess++;
   }
 
-  record(op: HistoryOp): void {
+  record(op: HistoryOp, answered = op.type === 'ok'): void {
     if (op.type === 'info' && op.complete !== null) throw new TypeError('an info operation has no completion time');
     this.counts[op.type]++;
-    this.ops.push(op);
+    this.ops.push({ op, answered });
     this.file.write(op);
   }
 
@@ -96,8 +105,13 @@ export class NemesisLog {
     this.file = new JsonLines(path);
   }
 
-  record(nemesis: string, event: 'start' | 'stop', detail: Record<string, unknown>): void {
-    const e: NemesisEvent = { time: this.clock.now(), nemesis, event, detail };
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** `time`: when the event began (a start is logged once its details are known). Default: now. */
+  record(nemesis: string, event: 'start' | 'stop', detail: Record<string, unknown>, time = this.clock.now()): void {
+    const e: NemesisEvent = { time, nemesis, event, detail };
     this.events.push(e);
     this.file.write(e);
     process.stdout.write(`[nemesis] ${(e.time / 1e9).toFixed(1)}s ${nemesis} ${event} ${JSON.stringify(detail)}\n`);

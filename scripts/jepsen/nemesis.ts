@@ -260,6 +260,7 @@ export class Nemesis {
 
   private async window(fault: FaultName, lengthMs: number): Promise<void> {
     const f = this.faults[fault];
+    const startedAt = this.log.now();
     let started: Detail;
     try {
       started = await f.start();
@@ -267,7 +268,7 @@ export class Nemesis {
       // A half-applied start is still a fault: record it, and repair it like any other.
       started = { error: (err as Error).message };
     }
-    this.log.record(fault, 'start', started);
+    this.log.record(fault, 'start', started, startedAt);
     await delay(Math.max(0, lengthMs));
     let stopped: Detail;
     try {

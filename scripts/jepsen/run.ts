@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { JepsenCluster, REPO } from './cluster';
 import { EnvironmentError, JepsenError, UsageError } from './errors';
-import { Clock, History, HistoryOp, NemesisEvent, NemesisLog } from './history';
+import { AnsweredOp, Clock, History, NemesisEvent, NemesisLog } from './history';
 import { checkEnvironment, Lab, sweepLeftovers } from './net';
 import { Nemesis, NEMESES, NemesisName } from './nemesis';
 import { Rng, delay } from './wait';
@@ -89,20 +89,23 @@ export function parseArgs(argv: readonly string[]): RunOptions | 'help' {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Availability: the share of ok operations while a fault is on, and outside fault windows.
+// Availability: the share of operations the cluster answered (ok, or a cas whose condition did not
+// hold) while a fault was on, and outside the fault windows. `ok` counts only ok operations.
 
 interface Share {
   ops: number;
   ok: number;
+  answered: number;
   availability: number | null;
 }
 
-function share(ops: readonly HistoryOp[]): Share {
-  const ok = ops.filter((o) => o.type === 'ok').length;
-  return { ops: ops.length, ok, availability: ops.length === 0 ? null : Math.round((ok / ops.length) * 1000) / 1000 };
+function share(ops: readonly AnsweredOp[]): Share {
+  const ok = ops.filter((o) => o.op.type === 'ok').length;
+  const answered = ops.filter((o) => o.answered).length;
+  return { ops: ops.length, ok, answered, availability: ops.length === 0 ? null : Math.round((answered / ops.length) * 1000) / 1000 };
 }
 
-export function availability(ops: readonly HistoryOp[], events: readonly NemesisEvent[]): { during: Record<string, Share>; outside: Share } {
+export function availability(ops: readonly AnsweredOp[], events: readonly NemesisEvent[]): { during: Record<string, Share>; outside: Share } {
   const windows: Array<{ name: string; from: number; to: number }> = [];
   const open = new Map<string, number>();
   for (const e of events) {
@@ -114,10 +117,10 @@ export function availability(ops: readonly HistoryOp[], events: readonly Nemesis
     }
   }
   for (const [name, from] of open) windows.push({ name, from, to: Number.MAX_SAFE_INTEGER });
-  const during = new Map<string, HistoryOp[]>();
-  const outside: HistoryOp[] = [];
+  const during = new Map<string, AnsweredOp[]>();
+  const outside: AnsweredOp[] = [];
   for (const op of ops) {
-    const w = windows.find((x) => op.invoke >= x.from && op.invoke < x.to);
+    const w = windows.find((x) => op.op.invoke >= x.from && op.op.invoke < x.to);
     if (w) during.set(w.name, [...(during.get(w.name) ?? []), op]);
     else outside.push(op);
   }
@@ -217,10 +220,12 @@ export async function runJepsen(o: RunOptions): Promise<number> {
     await delay(Math.max(0, untilMs - Date.now()));
     log(`fault phase over: stopping the workload (${history.counts.ok} ok, ${history.counts.fail} fail, ${history.counts.info} info so far)`);
     await workload.stop();
+    const faultPhaseEnd = clock.now();
 
     try {
-      nemesisLog.record('heal', 'start', {});
+      const healStart = nemesisLog.now();
       const healed = await nemesis.healAll(60_000);
+      nemesisLog.record('heal', 'start', {}, healStart);
       nemesisLog.record('heal', 'stop', healed);
       await cluster.waitHealthy(60_000);
       // A quiet period: let every replica apply what was committed before reading.
@@ -238,7 +243,11 @@ export async function runJepsen(o: RunOptions): Promise<number> {
     await history.close();
     await nemesisLog.close();
     summary.counts = history.counts;
-    summary.availability = availability(history.ops, nemesisLog.events);
+    // Availability of the fault phase (the final reads after healing are not part of it).
+    summary.availability = availability(
+      history.ops.filter((o) => o.op.invoke < faultPhaseEnd),
+      nemesisLog.events.filter((e) => e.nemesis !== 'heal'),
+    );
   } catch (err) {
     failure = `harness: ${(err as Error).stack ?? String(err)}`;
     log(failure);
@@ -270,8 +279,8 @@ export async function runJepsen(o: RunOptions): Promise<number> {
 
   const av = summary.availability as ReturnType<typeof availability> | undefined;
   if (av) {
-    const parts = Object.entries(av.during).map(([n, s]) => `${n} ${s.ok}/${s.ops} ok`);
-    log(`availability: during faults: ${parts.join(', ') || 'no fault window'}; outside: ${av.outside.ok}/${av.outside.ops} ok`);
+    const parts = Object.entries(av.during).map(([n, s]) => `${n} ${s.answered}/${s.ops}`);
+    log(`availability (operations answered): during faults: ${parts.join(', ') || 'no fault window'}; outside: ${av.outside.answered}/${av.outside.ops}`);
   }
   log(`report: ${join(o.outDir, 'report.html')}`);
   log(`verdict: valid=${String(verdict.valid)}${failure ? ` (${failure.split('\n')[0]})` : ''} — seed ${o.seed}`);

@@ -1,13 +1,14 @@
 // `node dist/scripts/jepsen/summary.js DIR`: one line per run directory under DIR (as run-all.sh
 // makes them): ops, ok/fail/info, valid, availability (share of ok operations) while a fault was
-// on and outside the fault windows, and the run's seed.
+// on and outside the fault windows (the share of operations answered: ok, or a cas whose condition
+// did not hold), and the run's seed.
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 interface Share {
   ops: number;
-  ok: number;
+  answered: number;
   availability: number | null;
 }
 interface RunSummary {
@@ -31,13 +32,12 @@ export function summarize(dir: string): string {
     if (!statSync(join(dir, name)).isDirectory() || !existsSync(path)) continue;
     const r = JSON.parse(readFileSync(path, 'utf8')) as RunSummary;
     const c = r.counts ?? { ok: 0, fail: 0, info: 0 };
-    const during: Share = { ops: 0, ok: 0, availability: null };
-    for (const [fault, s] of Object.entries(r.availability?.during ?? {})) {
-      if (fault === 'heal') continue;
+    const during: Share = { ops: 0, answered: 0, availability: null };
+    for (const s of Object.values(r.availability?.during ?? {})) {
       during.ops += s.ops;
-      during.ok += s.ok;
+      during.answered += s.answered;
     }
-    if (during.ops > 0) during.availability = during.ok / during.ops;
+    if (during.ops > 0) during.availability = during.answered / during.ops;
     const valid = r.failure ? `${String(r.valid)} (no recovery)` : String(r.valid);
     rows.push([name, String(c.ok + c.fail + c.info), String(c.ok), String(c.fail), String(c.info), valid, pct(during), pct(r.availability?.outside), String(r.seconds ?? '-'), String(r.options.seed)]);
   }

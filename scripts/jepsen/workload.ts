@@ -124,16 +124,18 @@ export abstract class Workload {
     const clock = this.o.history.clock;
     const invoke = clock.now();
     let op: HistoryOp;
+    let answered = false;
     try {
       const r = await body();
       op = { process, type: r.type, f, key, value, expected, result: r.result, invoke, complete: clock.now() };
+      answered = true;
     } catch (err) {
       const definite = f === 'get' || (err instanceof ClientError && err.definite);
       op = definite
         ? { process, type: 'fail', f, key, value, expected, result: null, invoke, complete: clock.now() }
         : { process, type: 'info', f, key, value, expected, result: null, invoke, complete: null };
     }
-    this.o.history.record(op);
+    this.o.history.record(op, answered);
     return op.type;
   }
 
