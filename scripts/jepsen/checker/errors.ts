@@ -49,3 +49,20 @@ export class SetWorkloadError extends CheckerError {
     super(`history line ${line}: ${problem}`);
   }
 }
+
+/** An input file (history.jsonl, nemesis.jsonl) cannot be read. */
+export class InputFileError extends CheckerError {
+  readonly code = 'CHECKER_INPUT_FILE';
+  constructor(readonly path: string, cause: unknown) {
+    super(`cannot read ${path}: ${typeof cause === 'object' && cause !== null && 'message' in cause ? String(cause.message) : String(cause)}`, { cause });
+  }
+}
+
+/** Reads a whole text file, turning any failure into an `InputFileError`. */
+export function readInputFile(path: string, read: (path: string) => string): string {
+  try {
+    return read(path);
+  } catch (e) {
+    throw new InputFileError(path, e);
+  }
+}

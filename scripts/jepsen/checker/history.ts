@@ -9,7 +9,7 @@
 // on the same origin.
 
 import { readFileSync } from 'node:fs';
-import { MalformedLineError, ProcessOverlapError, ProcessReusedAfterInfoError } from './errors';
+import { MalformedLineError, ProcessOverlapError, ProcessReusedAfterInfoError, readInputFile } from './errors';
 
 export type OpType = 'ok' | 'fail' | 'info';
 export type OpFunction = 'get' | 'put' | 'delete' | 'cas';
@@ -62,7 +62,7 @@ interface RawOp {
 
 /** Reads and validates a history file; throws a `CheckerError` naming the first problem. */
 export function readHistoryFile(path: string): History {
-  return parseHistory(readFileSync(path, 'utf8'));
+  return parseHistory(readInputFile(path, (p) => readFileSync(p, 'utf8')));
 }
 
 /**
