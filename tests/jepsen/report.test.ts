@@ -53,6 +53,8 @@ describe('report', () => {
     expect(table).toContain('<td class="num">3</td><td class="num">3</td><td class="ok">ok</td><td>get</td><td class="mono">k7</td>');
     expect(table).toContain('<td class="num">0.040</td><td class="num">0.050</td><td class="num">10.0 ms</td>');
     expect(html).toContain('No node logs given.');
+    // Where the anomaly became certain (the stale read's completion), marked in both plots.
+    expect(html.match(/<line x1="[\d.]+" y1="22" x2="[\d.]+" y2="226" stroke="#c62828" stroke-width="1" stroke-dasharray="4 3"><title>Key &quot;k7&quot;: not linearizable \(0\.050 s\)<\/title>/g)).toHaveLength(2);
   });
 
   test('an unknown run is amber', () => {

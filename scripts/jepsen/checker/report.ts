@@ -23,6 +23,8 @@ const BINS = 240;
 const ANOMALY_ROWS_MAX = 200;
 /** Anomalies shown (the rest are in results.json). */
 const ANOMALIES_MAX = 50;
+/** Characters of a fault's detail shown in the windows table. */
+const DETAIL_CHARS_MAX = 160;
 
 const COLOR: Record<OpType, string> = { ok: '#2e7d32', fail: '#ef6c00', info: '#c62828' };
 const NEMESIS_COLORS = ['#5c6bc0', '#8d6e63', '#26a69a', '#ab47bc', '#78909c', '#d4a017', '#ec407a', '#7cb342'];
@@ -36,7 +38,8 @@ export function renderReport(input: ReportInput): string {
   for (const w of windows) {
     if (!nemesisColor.has(w.nemesis)) nemesisColor.set(w.nemesis, NEMESIS_COLORS[nemesisColor.size % NEMESIS_COLORS.length] as string);
   }
-  const axis: TimeAxis = { startNs: start, endNs: end, windows, nemesisColor };
+  const anomalyMarks = results.anomalies.slice(0, ANOMALIES_MAX).map((a) => ({ ns: anomalyTime(a), label: anomalyTitle(a) }));
+  const axis: TimeAxis = { startNs: start, endNs: end, windows, nemesisColor, anomalyMarks };
 
   const parts: string[] = [];
   parts.push(`<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${CSS}</style></head><body>`);
@@ -113,6 +116,8 @@ interface TimeAxis {
   readonly endNs: number;
   readonly windows: readonly NemesisWindow[];
   readonly nemesisColor: ReadonlyMap<string, string>;
+  /** Where anomalies became certain: drawn as red dashed lines. */
+  readonly anomalyMarks: readonly { readonly ns: number; readonly label: string }[];
 }
 
 const W = 1000;
@@ -162,6 +167,13 @@ function frame(axis: TimeAxis, yTicks: readonly { y: number; label: string }[], 
       `<text x="${(x0 + 2).toFixed(1)}" y="${M.top - 6}" font-size="10" fill="${color}">${esc(w.nemesis)}</text>`,
     );
   }
+  for (const m of axis.anomalyMarks) {
+    const x = xOf(axis, m.ns).toFixed(1);
+    out.push(
+      `<line x1="${x}" y1="${M.top}" x2="${x}" y2="${M.top + PH}" stroke="${COLOR.info}" stroke-width="1" stroke-dasharray="4 3">` +
+        `<title>${esc(`${m.label} (${seconds(m.ns)} s)`)}</title></line>`,
+    );
+  }
   out.push(`<rect x="${M.left}" y="${M.top}" width="${PW}" height="${PH}" fill="none" stroke="#999"/>`);
   const span = (axis.endNs - axis.startNs) / 1e9;
   const step = niceStep(span, 10);
@@ -185,10 +197,26 @@ function frame(axis: TimeAxis, yTicks: readonly { y: number; label: string }[], 
   return out.join('');
 }
 
-function polyline(points: readonly [number, number][], color: string, width: number, dash?: string): string {
-  if (points.length === 0) return '';
-  const d = points.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ');
-  return `<polyline points="${d}" fill="none" stroke="${color}" stroke-width="${width}"${dash === undefined ? '' : ` stroke-dasharray="${dash}"`}/>`;
+/** Lines through the points; `null` (an empty bin) breaks the line, and a lone point is a dot. */
+function polyline(points: readonly ([number, number] | null)[], color: string, width: number, dash?: string): string {
+  const out: string[] = [];
+  let run: [number, number][] = [];
+  const flush = (): void => {
+    if (run.length === 1) {
+      const [x, y] = run[0] as [number, number];
+      out.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${(width + 0.6).toFixed(1)}" fill="${color}"/>`);
+    } else if (run.length > 1) {
+      const d = run.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ');
+      out.push(`<polyline points="${d}" fill="none" stroke="${color}" stroke-width="${width}"${dash === undefined ? '' : ` stroke-dasharray="${dash}"`}/>`);
+    }
+    run = [];
+  };
+  for (const p of points) {
+    if (p === null) flush();
+    else run.push(p);
+  }
+  flush();
+  return out.join('');
 }
 
 function legend(items: readonly { color: string; label: string }[]): string {
@@ -220,7 +248,8 @@ function throughputPlot(ops: readonly Op[], axis: TimeAxis): string {
       { color: COLOR.fail, label: 'fail (by completion)' },
       { color: COLOR.info, label: 'info (by invoke)' },
     ]) +
-    `<div class="muted">${BINS} bins of ${binSeconds < 1 ? `${(binSeconds * 1000).toFixed(1)} ms` : `${binSeconds.toFixed(2)} s`}.</div>`
+    `<div class="muted">${BINS} bins of ${binSeconds < 1 ? `${(binSeconds * 1000).toFixed(1)} ms` : `${binSeconds.toFixed(2)} s`}.` +
+    `${axis.anomalyMarks.length > 0 ? ' Red dashed lines: where an anomaly became certain (hover for which).' : ''}</div>`
   );
 }
 
@@ -256,20 +285,20 @@ function latencyPlot(ops: readonly Op[], axis: TimeAxis): string {
   const quantile = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
   const lines: string[] = [];
   for (const t of ['ok', 'fail'] as const) {
-    const median: [number, number][] = [];
-    const max: [number, number][] = [];
-    const dots: string[] = [];
+    const median: ([number, number] | null)[] = [];
+    const max: ([number, number] | null)[] = [];
     lat[t].forEach((list, b) => {
-      if (list.length === 0) return;
+      if (list.length === 0) {
+        median.push(null);
+        max.push(null);
+        return;
+      }
       list.sort((a, z) => a - z);
       const x = xOf(axis, binCenter(axis, b));
       median.push([x, yOf(quantile(list, 0.5))]);
       max.push([x, yOf(list[list.length - 1] as number)]);
-      if (t === 'fail' || list.length < 3) {
-        dots.push(`<circle cx="${x.toFixed(1)}" cy="${yOf(quantile(list, 0.5)).toFixed(1)}" r="1.8" fill="${COLOR[t]}"/>`);
-      }
     });
-    lines.push(polyline(max, COLOR[t], 0.8, '3 2'), polyline(median, COLOR[t], t === 'ok' ? 1.6 : 1.2), dots.join(''));
+    lines.push(polyline(max, COLOR[t], 0.8, '3 2'), polyline(median, COLOR[t], t === 'ok' ? 1.6 : 1.2));
   }
   const marks: string[] = [];
   infoCount.forEach((c, b) => {
@@ -317,7 +346,7 @@ function nemesisSection(r: Results, colors: ReadonlyMap<string, string>): string
     for (const w of n.windowList) {
       windowRows.push(
         `<tr><td>${esc(name)}</td><td class="num">${seconds(w.start)}</td><td class="num">${w.stop === null ? 'end' : seconds(w.stop)}</td>` +
-          `<td class="mono">${esc(w.detail === null ? '' : JSON.stringify(w.detail))}</td>${countsCells(w.during)}${countsCells(w.after)}` +
+          `${detailCell(w.detail)}${countsCells(w.during)}${countsCells(w.after)}` +
           `<td class="num">${w.recoveryNs === null ? '–' : duration(w.recoveryNs)}</td></tr>`,
       );
     }
@@ -330,6 +359,13 @@ function nemesisSection(r: Results, colors: ReadonlyMap<string, string>): string
   );
 }
 
+/** A fault's detail, cut to a readable length (all of it on hover and in results.json). */
+function detailCell(detail: Readonly<Record<string, unknown>> | null): string {
+  const text = detail === null ? '' : JSON.stringify(detail);
+  if (text.length <= DETAIL_CHARS_MAX) return `<td class="mono">${esc(text)}</td>`;
+  return `<td class="mono" title="${esc(text)}">${esc(text.slice(0, DETAIL_CHARS_MAX))}…</td>`;
+}
+
 function opRow(op: Op, pending: boolean): string {
   const v = (x: string | null): string => (x === null ? '<span class="muted">null</span>' : esc(x));
   const latency = op.complete === null ? '–' : duration(op.complete - op.invoke);
@@ -339,6 +375,13 @@ function opRow(op: Op, pending: boolean): string {
     `<td class="mono">${op.f === 'get' && op.type === 'ok' ? v(op.result) : ''}</td><td class="num">${seconds(op.invoke)}</td>` +
     `<td class="num">${op.complete === null ? '–' : seconds(op.complete)}</td><td class="num">${latency}</td></tr>`
   );
+}
+
+/** When an anomaly became certain: its last operation's completion (or invoke, for info). */
+function anomalyTime(a: Anomaly): number {
+  let t = 0;
+  for (const op of a.ops) t = Math.max(t, op.complete ?? op.invoke);
+  return a.kind === 'nonlinearizable' ? Math.min(t, a.cutNs) : t;
 }
 
 function anomalyTitle(a: Anomaly): string {
