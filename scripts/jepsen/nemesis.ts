@@ -11,7 +11,7 @@
 // | kill                       | SIGKILL a random set of nodes (up to a majority; the leader often) | restart them  |
 // | pause                      | SIGSTOP a random minority (the leader often)            | SIGCONT               |
 // | membership                 | remove a voter (the leader often), wipe it, start it fresh with a new id (--join), add it as a learner | promote the learner |
-// | latency                    | transport failpoint on every node: delay + jitter + drop of Raft messages (no netem in this kernel) | clear |
+// | latency                    | transport failpoint on every node or a random minority: delay + jitter + drop of the Raft messages they send (no netem in this kernel) | clear |
 // | mixed                      | one of the above, at random                             | its stop              |
 
 import { AdminClient } from '../../src/client/admin-client';
@@ -160,8 +160,10 @@ export class Nemesis {
           const delayMs = this.rng.int(20, 150);
           const jitterMs = this.rng.int(0, 100);
           const dropProbability = this.rng.pick([0, 0.02, 0.05, 0.1, 0.2]);
+          // Half the time every node is slow, otherwise a random minority (slow senders).
+          const targets = this.rng.chance(0.5) ? slots() : minorityOf(slots());
           const set: number[] = [];
-          for (const s of slots()) {
+          for (const s of targets) {
             if (!this.cluster.isRunning(s)) continue;
             try {
               await this.admin.setTransportFailpoint(this.cluster.address(s), { delayMs, jitterMs, dropProbability });
