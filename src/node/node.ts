@@ -6,7 +6,8 @@
 //     effects of its committed entries (data + sessions + applied index); fsynced whenever
 //     entries, a snapshot, the term or the vote changed (group commit: one write, at most one
 //     fsync, per turn for all ranges)
-//   → only then send their messages
+//   → only then send their messages (a leader's appends and heartbeats, which vouch for nothing
+//     unpersisted, leave before the write: Ready.earlyMessages)
 //   → resolve proposals and release reads → advance.
 //
 // A batch that only moves commit and applied indexes is written without fsync: both are functions
@@ -374,6 +375,17 @@ export class Node implements TransportHandler {
       await this.maybeSnapshot();
       return false;
     }
+
+    // 0. A leader's appends and heartbeats that vouch for nothing unpersisted leave now, so the
+    //    followers' disks work while ours does (see Ready.earlyMessages).
+    let early = false;
+    for (const [r, rd] of work) {
+      for (const m of rd.earlyMessages) {
+        this.opts.transport.send(m.to, [{ rangeId: r.rangeId, message: m }]);
+        early = true;
+      }
+    }
+    if (early) this.opts.transport.flush();
 
     // 1. Persist and apply, in ONE batch for every range: the log, hard state and snapshot each
     //    Ready hands over, then the effects of its committed entries with the applied index.

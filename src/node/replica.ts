@@ -100,6 +100,8 @@ export class Replica {
       rng: new SeededRng(config.seed),
       applied: applied.applied,
       logger: config.logger,
+      // The ready loop sends a leader's appends while its own write is in flight.
+      sendBeforePersist: true,
     });
   }
 

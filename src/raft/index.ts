@@ -8,7 +8,7 @@ export type { Storage, WritableStorage, InitialState } from './storage';
 export { Raft } from './raft';
 export type { RaftConfig, RaftLogger, Status, ProgressStatus } from './raft';
 export { RawNode } from './raw-node';
-export type { Ready, ProposalPosition } from './raw-node';
+export type { Ready, ProposalPosition, RawNodeConfig } from './raw-node';
 export { ProgressState } from './progress';
 export { RaftLog } from './log';
 export { bootstrapState } from './bootstrap';

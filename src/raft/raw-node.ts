@@ -1,6 +1,8 @@
 // The driver API of one replica: the application ticks it, steps messages into it, proposes, and
 // drains `Ready`s. Contract of a Ready (see DESIGN.md, "persist before you speak"):
 //
+//   0. `earlyMessages` (empty unless the node was built with `sendBeforePersist`) may be sent at
+//      once, before or while persisting;
 //   1. persist `snapshot` (if any), then `entries`, then `hardState` — durably (fsync) when `mustSync`;
 //   2. only then send `messages`;
 //   3. apply `committedEntries` in order (and `applyConfChange` for ConfChange entries);
@@ -17,6 +19,7 @@ import {
   ReadState,
   Snapshot,
   SoftState,
+  MessageType,
   StateType,
   hardStateEqual,
   isEmptyHardState,
@@ -36,6 +39,15 @@ export interface Ready {
   readonly committedEntries: readonly Entry[];
   /** Messages to send once everything above is persisted. */
   readonly messages: readonly Message[];
+  /**
+   * A leader's appends and heartbeats that may leave before this Ready is persisted, so that
+   * followers write to their disks while the leader writes to its own (Raft thesis §10.2.1).
+   * Safe because they vouch for nothing unpersisted: the leader counts its own copy toward
+   * commit from the moment it appends, but these are released only when the commit index
+   * (which every one of them carries) covers no entry that is not yet on the leader's disk, and
+   * the term and vote are unchanged. Empty unless `sendBeforePersist` is on.
+   */
+  readonly earlyMessages: readonly Message[];
   /** Read-index requests released: read at `index` once applied >= index. */
   readonly readStates: readonly ReadState[];
   /** Contexts of read-index requests this node gave up on (it lost leadership): retry them. */
@@ -49,13 +61,20 @@ export interface ProposalPosition {
   readonly term: number;
 }
 
+export interface RawNodeConfig extends RaftConfig {
+  /** Hand a leader's appends and heartbeats out as `Ready.earlyMessages` when safe. Default false. */
+  readonly sendBeforePersist?: boolean;
+}
+
 export class RawNode {
   readonly raft: Raft;
   private prevSoftState: SoftState;
   private prevHardState: HardState;
   private awaitingAdvance = false;
+  private readonly sendBeforePersist: boolean;
 
-  constructor(config: RaftConfig) {
+  constructor(config: RawNodeConfig) {
+    this.sendBeforePersist = config.sendBeforePersist ?? false;
     this.raft = new Raft(config);
     this.prevSoftState = this.raft.softState();
     this.prevHardState = this.raft.hardState();
@@ -154,13 +173,31 @@ export class RawNode {
     const entries = r.raftLog.unstableEntries();
     const snapshot = r.raftLog.pendingSnapshot();
     const hardChanged = !hardStateEqual(hs, this.prevHardState);
+    let messages = r.msgs;
+    let earlyMessages: Message[] = [];
+    if (
+      this.sendBeforePersist &&
+      r.state === StateType.Leader &&
+      snapshot === undefined &&
+      hs.term === this.prevHardState.term &&
+      hs.vote === this.prevHardState.vote &&
+      // The last index already on disk: the unstable tail starts after it.
+      hs.commit < r.raftLog.unstable.offset
+    ) {
+      messages = [];
+      for (const m of r.msgs) {
+        if (m.type === MessageType.App || m.type === MessageType.Heartbeat) earlyMessages.push(m);
+        else messages.push(m);
+      }
+    }
     const rd: Ready = {
       softState: softStateEqual(soft, this.prevSoftState) ? undefined : soft,
       hardState: hardChanged ? hs : undefined,
       entries,
       snapshot,
       committedEntries: r.raftLog.nextCommittedEntries(),
-      messages: r.msgs,
+      messages,
+      earlyMessages,
       readStates: r.readStates,
       droppedReads: r.droppedReads,
       mustSync:

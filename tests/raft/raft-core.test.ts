@@ -817,3 +817,65 @@ describe('raft: read index', () => {
     expect(c.queue.filter(isType(MessageType.ReadIndex))).toHaveLength(0);
   });
 });
+
+describe('raft: sending before persisting (Ready.earlyMessages)', () => {
+  /** A node that campaigns and, with the votes it is given, becomes leader; its Readys are "persisted" into its storage. */
+  function electedLeader(voters: number[], learners: number[], sendBeforePersist: boolean) {
+    const storage = new MemoryStorage({ voters, learners });
+    const rn = new RawNode({ id: 1, storage, electionTicks: ELECTION_TICKS, heartbeatTicks: 1, rng: new SeededRng(1), preVote: false, sendBeforePersist });
+    const handle = () => {
+      const rd = rn.ready();
+      if (rd.entries.length > 0) storage.append(rd.entries);
+      if (rd.hardState) storage.setHardState(rd.hardState);
+      rn.advance(rd);
+      return rd;
+    };
+    rn.campaign();
+    const campaign = handle();
+    // The campaign's Ready changes the term and vote: nothing leaves before it is persisted.
+    expect(campaign.earlyMessages).toHaveLength(0);
+    for (const v of voters.filter((id) => id !== 1)) {
+      rn.step(makeMessage({ type: MessageType.VoteResp, from: v, to: 1, term: rn.status().term }));
+    }
+    expect(rn.status().state).toBe(StateType.Leader);
+    handle(); // the no-op (and, for a lone voter, its commit)
+    // The followers take the no-op: their progress leaves the probe state.
+    for (const v of voters.filter((id) => id !== 1)) {
+      rn.step(makeMessage({ type: MessageType.AppResp, from: v, to: 1, term: rn.status().term, index: 1 }));
+    }
+    handle();
+    return { rn, storage, handle };
+  }
+
+  it("hands a leader's appends out early when the commit index covers only entries on its disk", () => {
+    const { rn } = electedLeader([1, 2, 3], [], true);
+    rn.propose(encoder.encode('x'));
+    const rd = rn.ready();
+    expect(rd.entries.map((e) => e.index)).toEqual([2]);
+    const apps = rd.earlyMessages.filter((m) => m.type === MessageType.App);
+    expect(apps.map((m) => m.to).sort()).toEqual([2, 3]);
+    for (const m of apps) expect(m.commit).toBeLessThan(2);
+    expect(rd.messages.filter((m) => m.type === MessageType.App)).toHaveLength(0);
+  });
+
+  it('keeps them until after persisting when the commit index covers an entry not yet on disk (a leader that is its own quorum)', () => {
+    const { rn } = electedLeader([1], [2], true);
+    rn.step(makeMessage({ type: MessageType.AppResp, from: 2, to: 1, term: rn.status().term, index: 1 }));
+    rn.propose(encoder.encode('x'));
+    const rd = rn.ready();
+    // The lone voter committed entry 2 when it appended it: an append carrying that commit to
+    // the learner must not leave before entry 2 is on the leader's disk.
+    expect(rd.hardState?.commit).toBe(2);
+    expect(rd.entries.map((e) => e.index)).toEqual([2]);
+    expect(rd.earlyMessages).toHaveLength(0);
+    expect(rd.messages.some((m) => m.type === MessageType.App && m.to === 2)).toBe(true);
+  });
+
+  it('is off unless asked for', () => {
+    const { rn } = electedLeader([1, 2, 3], [], false);
+    rn.propose(encoder.encode('x'));
+    const rd = rn.ready();
+    expect(rd.earlyMessages).toHaveLength(0);
+    expect(rd.messages.filter((m) => m.type === MessageType.App)).toHaveLength(2);
+  });
+});

@@ -468,6 +468,26 @@ export class DurabilityChecker {
  * node's persisted hard state and stable log at that moment.
  */
 export class PersistBeforeSpeakChecker {
+  /**
+   * A message sent before its Ready was persisted (Ready.earlyMessages): only a leader's append
+   * or heartbeat of the persisted term, whose commit index covers nothing beyond the sender's
+   * stable log. Its entries may not be on the sender's disk yet: that is the point.
+   */
+  observeEarlySend(id: NodeId, m: Message, persisted: HardState, stableLastIndex: number): void {
+    if (m.type !== MessageType.App && m.type !== MessageType.Heartbeat) {
+      throw new Violation('persist before speak', `node ${id} sent ${m.type} to ${m.to} before persisting its Ready`);
+    }
+    if (m.term !== persisted.term) {
+      throw new Violation('persist before speak', `node ${id} sent ${m.type} of term ${m.term} to ${m.to} early with term ${persisted.term} on disk`);
+    }
+    if (m.commit > stableLastIndex) {
+      throw new Violation(
+        'persist before speak',
+        `node ${id} sent ${m.type} with commit ${m.commit} to ${m.to} before persisting, with its stable log ending at ${stableLastIndex}`,
+      );
+    }
+  }
+
   observeSend(
     id: NodeId,
     m: Message,

@@ -39,6 +39,7 @@ import {
   StateType,
   bootstrapState,
 } from '../../src/raft';
+import { committedIndex } from '../../src/raft/quorum';
 import { SeededRng } from '../../src/raft/rng';
 import { Checkers, HASH_SEED, Violation, entryKey, hashApply } from './checkers';
 import { MAX_NODE_ID, SimNetwork } from './network';
@@ -822,22 +823,42 @@ export class SimCluster implements NodeHost {
     if (committed < n.lastObservedCommit) {
       throw new Violation('durability', `node ${n.id}'s commit index went back from ${n.lastObservedCommit} to ${committed}`);
     }
-    if (committed > n.lastObservedCommit) {
-      if (r.state === StateType.Leader) {
-        const lo = Math.max(n.lastObservedCommit + 1, view.firstIndex());
-        const ents = lo <= committed ? view.slice(lo, committed + 1) : [];
-        const changedFrom = c.completeness.observeLeaderCommit(n.id, r.term, ents);
-        if (changedFrom > 0) {
-          for (const other of this.nodeList) {
-            if (other === n || !other.raw) continue;
-            const o = other.raw.raft;
-            if (o.state === StateType.Leader && o.term > r.term) {
-              c.completeness.checkLeader(other.id, o.term, other.logView as NonNullable<SimNode['logView']>, changedFrom);
-            }
+    n.lastObservedCommit = committed;
+    // What leader completeness calls committed: on a quorum of disks. A leader that sends before
+    // persisting (Ready.earlyMessages) counts its own copy from the moment it appends, so here its
+    // copy counts only once it is on its disk — possibly after it stepped down; and, as in the
+    // commit rule, only when the highest such entry is of that leader's term (an older-term entry
+    // on a majority can still be overwritten).
+    if (r.state === StateType.Leader) {
+      if (n.ledTerm !== r.term) n.ledCommit = 0;
+      n.ledTerm = r.term;
+      n.ledCommit = Math.max(n.ledCommit, committed);
+    }
+    const stable = n.stableAgreeIndex();
+    const durable =
+      r.state === StateType.Leader
+        ? Math.min(committed, committedIndex(r.voters, (id) => (id === n.id ? stable : r.prs.get(id)?.match ?? 0)))
+        : Math.min(n.ledCommit, stable);
+    if (durable > n.lastObservedLeaderCommit && (durable < view.firstIndex() || view.term(durable) === n.ledTerm)) {
+      const lo = Math.max(n.lastObservedLeaderCommit + 1, view.firstIndex());
+      const ents = lo <= durable ? view.slice(lo, durable + 1) : [];
+      const changedFrom = c.completeness.observeLeaderCommit(n.id, n.ledTerm, ents);
+      if (changedFrom > 0) {
+        for (const other of this.nodeList) {
+          if (other === n || !other.raw) continue;
+          const o = other.raw.raft;
+          if (o.state === StateType.Leader && o.term > n.ledTerm) {
+            c.completeness.checkLeader(other.id, o.term, other.logView as NonNullable<SimNode['logView']>, changedFrom);
           }
         }
       }
-      n.lastObservedCommit = committed;
+      n.lastObservedLeaderCommit = durable;
+    }
+    // Commits a follower learns came from a leader that recorded them (it sends commit indexes
+    // only for entries on its disk); skip past them unless this node's own leadership still has
+    // commits waiting for its disk.
+    if (r.state !== StateType.Leader && committed > n.lastObservedLeaderCommit && n.ledCommit <= n.lastObservedLeaderCommit) {
+      n.lastObservedLeaderCommit = committed;
     }
     c.logMatching.checkIncremental(n.id, view);
   }

@@ -90,6 +90,11 @@ export class SimNode {
   dirty = false;
   /** Checker bookkeeping: commit index at the last observation, and the term last checked as leader. */
   lastObservedCommit = 0;
+  /** The highest index observed committed on a quorum of disks while this node led (see Cluster.observe). */
+  lastObservedLeaderCommit = 0;
+  /** The last term this node led in (this incarnation), and its commit index then. */
+  ledTerm = 0;
+  ledCommit = 0;
   leaderTermChecked = 0;
   readonly tickSkipProbability: number;
   logView: LogView | undefined;
@@ -131,6 +136,7 @@ export class SimNode {
       maxInflightMsgs: p.maxInflightMsgs,
       preVote: p.preVote,
       checkQuorum: p.checkQuorum,
+      sendBeforePersist: p.sendBeforePersist,
     });
     this.raw = raw;
     this.pending = undefined;
@@ -150,6 +156,9 @@ export class SimNode {
     );
     host.checkers.logMatching.forget(this.id);
     this.lastObservedCommit = log.committed;
+    this.lastObservedLeaderCommit = log.committed;
+    this.ledTerm = 0;
+    this.ledCommit = 0;
     this.leaderTermChecked = 0;
   }
 
@@ -160,6 +169,21 @@ export class SimNode {
     this.pending = undefined;
     this.stage = 0;
     this.dirty = false;
+  }
+
+  /**
+   * The last index where this node's disk holds the same entry as its in-memory log (and so, by
+   * log matching, the same prefix): its copy of the log that would survive a crash now.
+   */
+  stableAgreeIndex(): number {
+    const view = this.logView;
+    const s = this.storage;
+    if (!view) return 0;
+    const floor = s.firstIndex() - 1;
+    for (let i = Math.min(s.lastIndex(), view.lastIndex()); i > floor; i--) {
+      if (i >= view.firstIndex() && s.term(i) === view.term(i)) return i;
+    }
+    return floor;
   }
 
   /** Whether a Ready stage can run now. */
@@ -188,6 +212,12 @@ export class SimNode {
     if (this.stage === 0) {
       this.pending = raw.ready();
       this.stage = 1;
+      // A leader's early messages leave as soon as the Ready is taken; a crash before the
+      // persist stage below is the case they must survive.
+      for (const m of this.pending.earlyMessages) {
+        host.checkers.persistBeforeSpeak.observeEarlySend(this.id, m, this.persistedHardState, this.storage.lastIndex());
+        host.send(this, m);
+      }
       this.splitThisReady = split;
       if (split) return 'take';
     }

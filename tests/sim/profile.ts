@@ -49,6 +49,8 @@ export interface SimProfile {
   readonly heartbeatTicks: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
+  /** Leaders hand out appends and heartbeats before persisting (Ready.earlyMessages), as kvd does. */
+  readonly sendBeforePersist: boolean;
   readonly maxSizePerMsgBytes: number;
   readonly maxInflightMsgs: number;
   /** Proposals carry a 4-byte id plus 0..payloadPadBytes bytes. */
@@ -137,6 +139,7 @@ export function makeProfile(seed: number): SimProfile {
     minVoters: rng.chance(0.3) ? 2 : 3,
     maxNodeId: nodeCount + 1 + rng.intn(3),
     unreachableReportProbability: rng.next(),
+    sendBeforePersist: rng.chance(0.5),
   };
 }
 
@@ -148,7 +151,7 @@ export function describeProfile(p: SimProfile): string {
   const n = p.network;
   return [
     `nodes=${p.nodeCount} maxNodeId=${p.maxNodeId} minVoters=${p.minVoters}`,
-    `electionTicks=${p.electionTicks} heartbeatTicks=${p.heartbeatTicks} preVote=${p.preVote} checkQuorum=${p.checkQuorum}`,
+    `electionTicks=${p.electionTicks} heartbeatTicks=${p.heartbeatTicks} preVote=${p.preVote} checkQuorum=${p.checkQuorum} sendBeforePersist=${p.sendBeforePersist}`,
     `maxMsgBytes=${p.maxSizePerMsgBytes} maxInflight=${p.maxInflightMsgs} pad=${p.payloadPadBytes}`,
     `net: drop=${round(n.dropProbability)} dup=${round(n.duplicateProbability)} delay=${round(n.delayProbability)}x${n.maxDelayTicks}`,
     `splitReady=${round(p.splitReadyProbability)} tickSkip<=${round(p.maxTickSkipProbability)} compactKeep=${p.compactionKeepEntries}`,
