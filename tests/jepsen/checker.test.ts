@@ -296,6 +296,91 @@ describe('linearizability: property tests', () => {
   });
 });
 
+/**
+ * An independent oracle for small histories: depth-first search over sequential orders, where the
+ * next operation may be any one invoked no later than every unplaced ok operation completed.
+ */
+function bruteForceLinearizable(ops: readonly Op[]): boolean {
+  const byKey = new Map<string, Op[]>();
+  for (const op of ops) {
+    if (op.type === 'fail' || (op.type === 'info' && op.f === 'get')) continue;
+    byKey.set(op.key, [...(byKey.get(op.key) ?? []), op]);
+  }
+  for (const list of byKey.values()) {
+    const definite = list.filter((op) => op.type === 'ok').length;
+    const seen = new Set<string>();
+    const placed = new Array<boolean>(list.length).fill(false);
+    const place = (state: string | null, placedDefinite: number): boolean => {
+      if (placedDefinite === definite) return true;
+      const memo = `${placed.map(Number).join('')}|${state}`;
+      if (seen.has(memo)) return false;
+      seen.add(memo);
+      let deadline = Infinity;
+      list.forEach((op, i) => {
+        if (!placed[i] && op.type === 'ok') deadline = Math.min(deadline, op.complete as number);
+      });
+      for (let i = 0; i < list.length; i++) {
+        const op = list[i] as Op;
+        if (placed[i] || op.invoke > deadline) continue;
+        let next: string | null;
+        if (op.f === 'get') {
+          if (op.result !== state) continue;
+          next = state;
+        } else if (op.f === 'cas') {
+          if (op.expected !== state) continue;
+          next = op.value;
+        } else next = op.f === 'put' ? op.value : null;
+        placed[i] = true;
+        const found = place(next, placedDefinite + (op.type === 'ok' ? 1 : 0));
+        placed[i] = false;
+        if (found) return true;
+      }
+      return false;
+    };
+    if (!place(null, 0)) return false;
+  }
+  return true;
+}
+
+describe('linearizability: agreement with a brute-force oracle', () => {
+  test('small random histories, mutated or not, get the same verdict', () => {
+    let invalid = 0;
+    fc.assert(
+      fc.property(
+        fc.record({
+          seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+          ops: fc.integer({ min: 1, max: 12 }),
+          keys: fc.integer({ min: 1, max: 2 }),
+          concurrency: fc.integer({ min: 1, max: 6 }),
+          infoRate: fc.double({ min: 0, max: 0.4, noNaN: true }),
+          failRate: fc.double({ min: 0, max: 0.2, noNaN: true }),
+        }),
+        fc.nat(),
+        fc.nat(),
+        fc.constantFrom('result', 'expected', 'type', 'none'),
+        (p, pick, choice, mutation) => {
+          const ops = simulateRegisterHistory(p);
+          const values = [null, ...ops.map((op) => op.value).filter((v): v is string => v !== null)];
+          const targets = ops.filter((op) => (mutation === 'result' ? op.f === 'get' && op.type === 'ok' : mutation === 'expected' ? op.f === 'cas' : op.type !== 'info'));
+          let mutated: Op[] = ops;
+          const t = targets[pick % Math.max(1, targets.length)];
+          if (mutation !== 'none' && t !== undefined) {
+            const v = values[choice % values.length] as string | null;
+            const changed: Op =
+              mutation === 'result' ? { ...t, result: v } : mutation === 'expected' ? { ...t, expected: v } : { ...t, type: t.type === 'ok' ? 'fail' : 'ok', result: null, complete: t.complete };
+            mutated = ops.map((op) => (op === t ? changed : op));
+          }
+          const verdict = checkLinearizability(mutated).valid;
+          if (verdict === false) invalid++;
+          return verdict === (bruteForceLinearizable(mutated) ? true : false);
+        },
+      ),
+      { numRuns: 600 },
+    );
+    expect(invalid).toBeGreaterThan(100);
+  });
+});
+
 describe('linearizability: performance sanity', () => {
   test('10k operations over 20 keys with 10 concurrent clients', () => {
     const ops = simulateRegisterHistory({ seed: 42, ops: 10_000, keys: 20, concurrency: 10, infoRate: 0.01, failRate: 0.02 });

@@ -61,7 +61,7 @@ export function runCli(argv: readonly string[], io: CliOutput = STDIO): number {
     .argument('<dir>', 'run directory holding history.jsonl (and nemesis.jsonl)')
     .addOption(new Option('--key-time-limit-ms <ms>', "one key's search budget; past it the key is unknown").default(10_000).argParser(nonNegative))
     .addOption(new Option('--total-time-limit-ms <ms>', 'budget of the whole check; keys left are unknown').default(Infinity, 'none').argParser(nonNegative))
-    .addOption(new Option('--key-step-limit <n>', "one key's search steps").default(5_000_000).argParser(nonNegative))
+    .addOption(new Option('--key-step-limit <n>', "one key's search steps").default(50_000_000).argParser(nonNegative))
     .addOption(new Option('--shrink-time-limit-ms <ms>', 'budget for shrinking each anomaly').default(5_000).argParser(nonNegative))
     .addOption(new Option('--node-log <path>', 'node log to link from the report, relative to DIR (repeatable; default: DIR/nodes/**/*.log)').argParser(collect))
     .option('--title <text>', "the report's title")

@@ -55,7 +55,7 @@ export type Verdict = true | false | 'unknown';
 export interface LinearizabilityOptions {
   /** Wall-clock budget of one key's search, in ms; past it the key is 'unknown'. Default 10,000. */
   keyTimeLimitMs?: number;
-  /** One key's search steps (one step: one attempt to linearize or to undo an operation). Default 5,000,000. */
+  /** One key's search steps (one step: one attempt to linearize or to undo an operation; ~0.2 µs each). Default 50,000,000. */
   keyStepLimit?: number;
   /** Memory of one key's cache of explored configurations, in bytes. Default 256 MiB. */
   keyCacheBytesLimit?: number;
@@ -107,7 +107,7 @@ export interface LinearizabilityResult {
 
 const DEFAULTS = {
   keyTimeLimitMs: 10_000,
-  keyStepLimit: 5_000_000,
+  keyStepLimit: 50_000_000,
   keyCacheBytesLimit: 256 * 1024 * 1024,
   totalTimeLimitMs: Infinity,
   shrinkTimeLimitMs: 5_000,
@@ -239,7 +239,8 @@ function unknownOutcome(steps: number, reason: UnknownReason): Outcome {
 /**
  * The operations the search needs, given non-fail, non-info-get operations and a cut: drops those
  * invoked after the cut, makes pending those completing after it, drops pending gets, then (until
- * nothing changes) pending writes whose value no remaining operation observes.
+ * nothing changes) pending writes whose value no remaining operation observes; the pending writes
+ * left become eligible at the first invoke of an operation observing their value.
  */
 function prepare(ops: readonly Op[], cut: number, values: Values): SearchOp[] {
   let list: SearchOp[] = [];
@@ -259,13 +260,24 @@ function prepare(ops: readonly Op[], cut: number, values: Values): SearchOp[] {
     });
   }
   for (;;) {
-    const observed = new Set<number>();
+    // The earliest invoke of an operation observing each value (a get returning it, a cas expecting it).
+    const firstObserver = new Map<number, number>();
+    const observe = (value: number, invoke: number): void => {
+      const seen = firstObserver.get(value);
+      if (seen === undefined || invoke < seen) firstObserver.set(value, invoke);
+    };
     for (const s of list) {
-      if (s.kind === GET) observed.add(s.result);
-      else if (s.kind === CAS) observed.add(s.expected);
+      if (s.kind === GET) observe(s.result, s.invoke);
+      else if (s.kind === CAS) observe(s.expected, s.invoke);
     }
-    const kept = list.filter((s) => s.definite || s.kind === DELETE || observed.has(s.value));
-    if (kept.length === list.length) return list;
+    const kept = list.filter((s) => s.definite || firstObserver.has(s.value));
+    if (kept.length === list.length) {
+      // A pending write becomes eligible only once something may observe its value: if some
+      // linearization has it take effect earlier, then until the first observer only writes can
+      // follow it (any read or cas would observe it); with a write, it is overwritten unseen and
+      // can be left out; without, it can move up to just before that observer. Same verdict.
+      return list.map((s) => (s.definite ? s : { ...s, invoke: Math.max(s.invoke, firstObserver.get(s.value) as number) }));
+    }
     list = kept;
   }
 }
@@ -290,47 +302,43 @@ function hashWords(n: number, seed: number): Uint32Array {
 }
 
 /**
- * The set of explored (linearized-set, state) configurations. Bitsets are copied into one growing
- * pool (`words` words, then the state); a map from a 53-bit hash to pool offsets finds them, and a
- * full comparison decides (a hash collision can never prune wrongly).
+ * The set of explored configurations, each an encoded word sequence (see `search`), copied into
+ * one growing pool as [length, words...]; a map from a 53-bit hash to pool offsets finds them, and
+ * a full comparison decides (a hash collision can never prune wrongly).
  */
 class ConfigurationCache {
-  private pool: Uint32Array;
+  private pool = new Uint32Array(4096);
   private used = 0;
-  private readonly stride: number;
   private readonly buckets = new Map<number, number | number[]>();
 
-  constructor(private readonly words: number, private readonly bytesLimit: number) {
-    this.stride = words + 1;
-    this.pool = new Uint32Array(this.stride * 256);
-  }
+  constructor(private readonly bytesLimit: number) {}
 
-  /** Adds the configuration; false if it was already there. Throws `CacheFull` past the limit. */
-  add(hash: number, bits: Uint32Array, state: number): boolean {
+  /** Adds `words[0, length)` unless present; false if it was there. Throws `CACHE_FULL` past the limit. */
+  add(hash: number, words: Uint32Array, length: number): boolean {
     const bucket = this.buckets.get(hash);
     if (bucket !== undefined) {
       if (typeof bucket === 'number') {
-        if (this.equals(bucket, bits, state)) return false;
+        if (this.equals(bucket, words, length)) return false;
       } else {
-        for (const offset of bucket) if (this.equals(offset, bits, state)) return false;
+        for (const offset of bucket) if (this.equals(offset, words, length)) return false;
       }
     }
-    const offset = this.store(bits, state);
+    const offset = this.store(words, length);
     if (bucket === undefined) this.buckets.set(hash, offset);
     else if (typeof bucket === 'number') this.buckets.set(hash, [bucket, offset]);
     else bucket.push(offset);
     return true;
   }
 
-  private equals(offset: number, bits: Uint32Array, state: number): boolean {
+  private equals(offset: number, words: Uint32Array, length: number): boolean {
     const pool = this.pool;
-    if (pool[offset + this.words] !== state) return false;
-    for (let w = 0; w < this.words; w++) if (pool[offset + w] !== bits[w]) return false;
+    if (pool[offset] !== length) return false;
+    for (let k = 0; k < length; k++) if (pool[offset + 1 + k] !== words[k]) return false;
     return true;
   }
 
-  private store(bits: Uint32Array, state: number): number {
-    if (this.used + this.stride > this.pool.length) {
+  private store(words: Uint32Array, length: number): number {
+    while (this.used + length + 1 > this.pool.length) {
       const bytes = this.pool.length * 2 * 4;
       if (bytes > this.bytesLimit) throw CACHE_FULL;
       const grown = new Uint32Array(this.pool.length * 2);
@@ -338,21 +346,30 @@ class ConfigurationCache {
       this.pool = grown;
     }
     const offset = this.used;
-    this.pool.set(bits, offset);
-    this.pool[offset + this.words] = state;
-    this.used += this.stride;
+    this.pool[offset] = length;
+    this.pool.set(words.subarray(0, length), offset + 1);
+    this.used += length + 1;
     return offset;
   }
 }
 
 const CACHE_FULL = new Error('configuration cache full');
 
-/** Decides whether the operations (of one key) can be linearized, within the budget. */
-function search(ops: readonly SearchOp[], budget: Budget): Outcome {
+/**
+ * Decides whether the operations (of one key) can be linearized, within the budget.
+ *
+ * Operation indexes: the definite operations first, by invoke (0 .. d-1), then the pending ones.
+ * A configuration (linearized set, state) is encoded compactly: `low`, the first definite index
+ * not linearized (every definite index below it is), then the linearized definite indexes above
+ * `low` (few: they were all invoked before `low` completed), then the pending operations' bits,
+ * then the state. The set's hash is kept incrementally (XOR of per-operation random words).
+ */
+function search(unordered: readonly SearchOp[], budget: Budget): Outcome {
+  const ops = [...unordered.filter((s) => s.definite).sort((a, b) => a.invoke - b.invoke), ...unordered.filter((s) => !s.definite)];
   const n = ops.length;
-  let definiteTotal = 0;
-  for (const s of ops) if (s.definite) definiteTotal++;
-  if (definiteTotal === 0) return { kind: 'linearizable', steps: 0 };
+  let d = 0;
+  while (d < n && (ops[d] as SearchOp).definite) d++;
+  if (d === 0) return { kind: 'linearizable', steps: 0 };
 
   // Events sorted by time, calls before returns at equal times. Node ids: 0 head, 1..m events, m+1 tail.
   const times: number[] = [];
@@ -397,28 +414,66 @@ function search(ops: readonly SearchOp[], budget: Budget): Outcome {
   const value = new Int32Array(n);
   const expected = new Int32Array(n);
   const result = new Int32Array(n);
-  const definite = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const s = ops[i] as SearchOp;
     kind[i] = s.kind;
     value[i] = s.value;
     expected[i] = s.expected;
     result[i] = s.result;
-    definite[i] = s.definite ? 1 : 0;
   }
 
-  const words = (n + 31) >>> 5;
-  const bits = new Uint32Array(words);
+  // The linearized set: definite bits (with `low` and `high`, the highest linearized definite
+  // index, kept up to date) and pending bits.
+  const definiteBits = new Uint32Array((d + 31) >>> 5);
+  const pendingBits = new Uint32Array((n - d + 31) >>> 5);
+  let low = 0;
+  let high = -1;
+  const isSet = (i: number): boolean => (((definiteBits[i >>> 5] as number) >>> (i & 31)) & 1) === 1;
+  const add = (i: number): void => {
+    if (i >= d) {
+      const j = i - d;
+      pendingBits[j >>> 5] = (pendingBits[j >>> 5] as number) | (1 << (j & 31));
+      return;
+    }
+    definiteBits[i >>> 5] = (definiteBits[i >>> 5] as number) | (1 << (i & 31));
+    if (i > high) high = i;
+    if (i === low) while (low < d && isSet(low)) low++;
+  };
+  const remove = (i: number): void => {
+    if (i >= d) {
+      const j = i - d;
+      pendingBits[j >>> 5] = (pendingBits[j >>> 5] as number) & ~(1 << (j & 31));
+      return;
+    }
+    definiteBits[i >>> 5] = (definiteBits[i >>> 5] as number) & ~(1 << (i & 31));
+    if (i < low) low = i;
+    if (i === high) while (high >= 0 && !isSet(high)) high--;
+  };
+  const scratch = new Uint32Array(1 + d + pendingBits.length + 1);
+  const encode = (state: number): number => {
+    let len = 0;
+    scratch[len++] = low;
+    for (let i = low + 1; i <= high; i++) {
+      if ((i & 31) === 0 && definiteBits[i >>> 5] === 0) {
+        i += 31;
+        continue;
+      }
+      if (isSet(i)) scratch[len++] = i;
+    }
+    for (let w = 0; w < pendingBits.length; w++) scratch[len++] = pendingBits[w] as number;
+    scratch[len++] = state;
+    return len;
+  };
+
   const hashA = hashWords(n, 0x9e3779b9);
   const hashB = hashWords(n, 0x7f4a7c15);
-  const cache = new ConfigurationCache(words, budget.cacheBytesLimit);
+  const cache = new ConfigurationCache(budget.cacheBytesLimit);
   const stackNode = new Int32Array(n);
   const stackState = new Int32Array(n);
   let depth = 0;
   let state = 0;
   let h1 = 0;
   let h2 = 0;
-  let linearizedDefinite = 0;
   let steps = 0;
   let entry = next[HEAD] as number;
 
@@ -445,7 +500,7 @@ function search(ops: readonly SearchOp[], budget: Budget): Outcome {
   };
 
   for (;;) {
-    if (linearizedDefinite === definiteTotal) return { kind: 'linearizable', steps };
+    if (low === d) return { kind: 'linearizable', steps };
     if (steps >= budget.stepLimit) return unknownOutcome(steps, 'step-limit');
     steps++;
     if ((steps & 1023) === 0 && budget.nowMs() > budget.deadlineMs) return unknownOutcome(steps, budget.timeReason);
@@ -467,15 +522,13 @@ function search(ops: readonly SearchOp[], budget: Budget): Outcome {
           nextState = expected[i] === state ? (value[i] as number) : -1;
       }
       if (nextState >= 0) {
-        const w = i >>> 5;
-        const bit = 1 << (i & 31);
-        bits[w] = (bits[w] as number) | bit;
+        add(i);
         h1 ^= hashA[i] as number;
         h2 ^= hashB[i] as number;
         const hash = ((h1 ^ Math.imul(nextState + 1, 0x9e3779b1)) >>> 0) * 0x200000 + ((h2 ^ Math.imul(nextState + 1, 0x85ebca6b)) & 0x1fffff);
         let fresh: boolean;
         try {
-          fresh = cache.add(hash, bits, nextState);
+          fresh = cache.add(hash, scratch, encode(nextState));
         } catch (e) {
           if (e === CACHE_FULL) return unknownOutcome(steps, 'memory-limit');
           throw e;
@@ -486,11 +539,10 @@ function search(ops: readonly SearchOp[], budget: Budget): Outcome {
           depth++;
           state = nextState;
           lift(i);
-          linearizedDefinite += definite[i] as number;
           entry = next[HEAD] as number;
           continue;
         }
-        bits[w] = (bits[w] as number) & ~bit;
+        remove(i);
         h1 ^= hashA[i] as number;
         h2 ^= hashB[i] as number;
       }
@@ -501,11 +553,10 @@ function search(ops: readonly SearchOp[], budget: Budget): Outcome {
       const e = stackNode[depth] as number;
       const i = nodeOp[e] as number;
       state = stackState[depth] as number;
-      bits[i >>> 5] = (bits[i >>> 5] as number) & ~(1 << (i & 31));
+      remove(i);
       h1 ^= hashA[i] as number;
       h2 ^= hashB[i] as number;
       unlift(i);
-      linearizedDefinite -= definite[i] as number;
       entry = next[e] as number;
     }
   }
