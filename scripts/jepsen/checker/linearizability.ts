@@ -8,9 +8,11 @@
 //   - `fail`: definitely did not take effect; removed.
 //   - `ok`: took effect at one instant between its invoke and complete, with its recorded result.
 //   - `info`: its return is at +infinity: it took effect at one instant after its invoke, or never.
-//     An `info` get has no effect and is removed; so is an `info` put or cas whose value no
-//     remaining operation observes (no get returned it, no cas expected it): whether it happened
-//     changes nothing anyone saw, so the history is linearizable with it iff without it.
+//     An `info` get has no effect and is removed; so is an `info` write whose value (absent, for a
+//     delete) no remaining operation observes (no get returned it, no cas expected it): whether it
+//     happened changes nothing anyone saw, so the history is linearizable with it iff without it.
+//     An `info` write that is kept becomes eligible only at the first invoke of an operation
+//     observing its value (the reason is given at `prepare`): same verdict, far fewer branches.
 //
 // Search: Wing & Gong's algorithm with Lowe's just-in-time linearization and memoization ("WGL").
 // The calls and returns of the operations form a doubly linked list sorted by time (at equal
@@ -20,9 +22,9 @@
 // at the head. Reaching a return entry means its operation, which precedes everything after it in
 // real time, was not linearized: pop the last linearized operation, unlift it and try the entry
 // after its call. The cache of (set of linearized operations, state) pairs already explored prunes
-// every configuration reached twice. The history is linearizable once every `ok` operation is
-// linearized (the `info` ones left over never took effect); it is not when the stack is empty at a
-// return entry.
+// every configuration reached twice (encoded compactly, see `search`). The history is
+// linearizable once every `ok` operation is linearized (the `info` ones left over never took
+// effect); it is not when the stack is empty at a return entry.
 //
 // Bounds: a key's search stops at its step, time or cache-memory budget with the verdict 'unknown'.
 //
