@@ -132,8 +132,10 @@ export class Raft {
 
   private votes = new Map<NodeId, boolean>();
   private readonly readOnly = new ReadOnly();
-  /** Proposals appended since the last flushProposals(). */
+  /** Proposals appended since the last flushBatched(). */
   private proposalsUnsent = false;
+  /** Read requests queued since the last flushBatched(): one heartbeat round will carry them all. */
+  private readHeartbeatUnsent = false;
   /** Read requests that arrived before this leader committed an entry of its own term. */
   private pendingReadIndexMessages: Message[] = [];
 
@@ -370,17 +372,32 @@ export class Raft {
     }
     if (!this.prs.has(this.id)) throw new ProposalDroppedError('this node was removed from the group');
     this.appendEntries([{ term: 0, index: 0, type, data }]);
-    // Replicated when the application next asks for a Ready (flushProposals): every proposal
+    // Replicated when the application next asks for a Ready (flushBatched): every proposal
     // made in between travels in one append per follower instead of one each.
     this.proposalsUnsent = true;
     return { index: this.raftLog.lastIndex(), term: this.term };
   }
 
-  /** Sends the entries proposed since the last call to the followers (RawNode.ready() calls it). */
-  flushProposals(): void {
-    if (!this.proposalsUnsent) return;
-    this.proposalsUnsent = false;
-    if (this.state === StateType.Leader) this.bcastAppend();
+  /**
+   * Sends what was batched since the last call (RawNode.ready() calls it): the entries proposed,
+   * in one append per follower, and one heartbeat round for every read request queued, carrying
+   * the latest one's context (a quorum's acks of it confirm leadership for all the earlier ones,
+   * and it leaves after each of them arrived).
+   */
+  flushBatched(): void {
+    if (this.proposalsUnsent) {
+      this.proposalsUnsent = false;
+      if (this.state === StateType.Leader) this.bcastAppend();
+    }
+    if (this.readHeartbeatUnsent) {
+      this.readHeartbeatUnsent = false;
+      if (this.state === StateType.Leader) this.bcastHeartbeat();
+    }
+  }
+
+  /** Whether flushBatched() has something to send. */
+  hasBatched(): boolean {
+    return this.proposalsUnsent || this.readHeartbeatUnsent;
   }
 
   proposeConfChange(cc: ConfChange): { index: number; term: number } {
@@ -1007,9 +1024,10 @@ export class Raft {
 
   private sendReadIndexHeartbeats(m: Message): void {
     if (!this.readOnly.add(this.raftLog.committed, m.context, m.from)) return;
-    // Our own ack; the quorum check happens on the followers' heartbeat replies.
+    // Our own ack; the quorum check happens on the followers' heartbeat replies, to the round
+    // that flushBatched() sends for every request queued until the next Ready.
     this.readOnly.recvAck(this.id, m.context);
-    this.bcastHeartbeat();
+    this.readHeartbeatUnsent = true;
   }
 
   private releasePendingReadIndexMessages(): void {

@@ -154,7 +154,7 @@ export class RawNode {
     const hs = r.hardState();
     if (!isEmptyHardState(hs) && !hardStateEqual(hs, this.prevHardState)) return true;
     if (r.raftLog.hasPendingSnapshot()) return true;
-    if (r.msgs.length > 0 || r.raftLog.unstableEntries().length > 0 || r.raftLog.hasNextCommittedEntries()) return true;
+    if (r.msgs.length > 0 || r.hasBatched() || r.raftLog.unstableEntries().length > 0 || r.raftLog.hasNextCommittedEntries()) return true;
     if (r.readStates.length > 0 || r.droppedReads.length > 0) return true;
     return false;
   }
@@ -167,7 +167,7 @@ export class RawNode {
     if (this.awaitingAdvance) throw new Error('raw node: ready() called again before advance() of the previous Ready');
     this.awaitingAdvance = true;
     const r = this.raft;
-    r.flushProposals();
+    r.flushBatched();
     const soft = r.softState();
     const hs = r.hardState();
     const entries = r.raftLog.unstableEntries();

@@ -811,6 +811,27 @@ describe('raft: read index', () => {
     expect(c.node(1).readStates.map((rs) => [decoder.decode(rs.requestContext), rs.index])).toEqual([['early', noopIndex]]);
   });
 
+  it('one heartbeat round carries every read request queued before the next Ready, and releases them all', () => {
+    const c = newCluster([1, 2, 3]);
+    c.elect(1);
+    c.stabilize();
+    c.queue = [];
+    c.readIndex(1, 'a');
+    c.readIndex(1, 'b');
+    c.node(1).rawNode.step(makeMessage({ type: MessageType.ReadIndex, from: 2, to: 1, context: encoder.encode('c') }));
+    c.processReady(1);
+    const heartbeats = c.queue.filter(isType(MessageType.Heartbeat));
+    expect(heartbeats.map((m) => m.to).sort()).toEqual([2, 3]);
+    for (const m of heartbeats) expect(decoder.decode(m.context)).toBe('c');
+    c.stabilize();
+    const index = commitOf(c, 1);
+    expect(c.node(1).readStates.map((rs) => [decoder.decode(rs.requestContext), rs.index])).toEqual([
+      ['a', index],
+      ['b', index],
+    ]);
+    expect(c.node(2).readStates.map((rs) => [decoder.decode(rs.requestContext), rs.index])).toEqual([['c', index]]);
+  });
+
   it('readIndex without a known leader throws NotLeaderError', () => {
     const c = newCluster([1, 2, 3]);
     expect(thrown(() => c.readIndex(2, 'r'))).toBeInstanceOf(NotLeaderError);
