@@ -816,8 +816,8 @@ describe('raft: read index', () => {
     c.elect(1);
     c.stabilize();
     c.queue = [];
-    c.readIndex(1, 'a');
-    c.readIndex(1, 'b');
+    c.node(1).rawNode.readIndex(encoder.encode('a'));
+    c.node(1).rawNode.readIndex(encoder.encode('b'));
     c.node(1).rawNode.step(makeMessage({ type: MessageType.ReadIndex, from: 2, to: 1, context: encoder.encode('c') }));
     c.processReady(1);
     const heartbeats = c.queue.filter(isType(MessageType.Heartbeat));
