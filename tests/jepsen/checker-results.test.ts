@@ -152,7 +152,7 @@ describe('run directories and the CLI', () => {
     writeFileSync(join(dir, 'history.jsonl'), toJsonl(opsOf('1 ok put k7=a 0-10', '1 ok put k7=b 20-30', '2 ok get k7->a 40-50')));
     const r = cli(dir, '--node-log', 'elsewhere/n1.log');
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(/^INVALID: 1 anomaly \(key k7 not linearizable\)/);
+    expect(r.out).toMatch(/^INVALID: 1 anomaly \(key k7 not linearizable from line 3\)/);
     expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('href="elsewhere/n1.log"');
   });
 

@@ -271,7 +271,7 @@ describe('linearizability: property tests', () => {
     );
   });
 
-  test('every witness is itself non-linearizable, and (shrinking not cut short) minimal', () => {
+  test('the failing operation marks the first failing cut; every witness is itself non-linearizable, and (shrinking not cut short) minimal', () => {
     fc.assert(
       fc.property(params, fc.nat(), (p, pick) => {
         const mutation = staleRead(simulateRegisterHistory({ ...p, ops: Math.max(p.ops, 40) }), pick);
@@ -279,6 +279,16 @@ describe('linearizability: property tests', () => {
         const r = checkLinearizability(mutation.ops);
         for (const k of r.keys) {
           if (k.anomaly === undefined) continue;
+          // The first failing cut: the failing operation's completion. Cut just before it (at the
+          // previous ok completion), the history is linearizable.
+          const failOp = mutation.ops.find((op) => op.line === k.anomaly?.failLine) as Op;
+          const earlier = Math.max(-1, ...mutation.ops.filter((op) => op.type === 'ok' && (op.complete as number) < (failOp.complete as number)).map((op) => op.complete as number));
+          const cutAt = (t: number): Op[] =>
+            mutation.ops
+              .filter((op) => op.invoke <= t)
+              .map((op) => (op.type === 'ok' && (op.complete as number) > t ? { ...op, type: 'info' as const, result: null, complete: null } : op));
+          if (checkLinearizability(cutAt(failOp.complete as number)).valid !== false) return false;
+          if (checkLinearizability(cutAt(earlier)).valid !== true) return false;
           // Alone, with the in-flight operations as info ones, the witness fails again.
           const pending = new Set(k.anomaly.pendingLines);
           const alone = k.anomaly.ops.map((op) => (pending.has(op.line) ? { ...op, type: 'info' as const, complete: null } : op));

@@ -50,7 +50,8 @@ describe('report', () => {
     expect(html).toContain('class="verdict invalid"');
     expect(html).toContain('Key &quot;k7&quot;: not linearizable');
     const table = html.slice(html.indexOf('Anomalies (1)'));
-    expect(table).toContain('<td class="num">3</td><td class="num">3</td><td class="ok">ok</td><td>get</td><td class="mono">k7</td>');
+    expect(table).toContain('<tr class="failing"><td class="num">3</td><td class="num">3</td><td class="ok">ok</td><td>get</td><td class="mono">k7</td>');
+    expect(table).toContain('The history is linearizable up to the completion of line 3 (in bold), and not beyond.');
     expect(table).toContain('<td class="num">0.040</td><td class="num">0.050</td><td class="num">10.0 ms</td>');
     expect(html).toContain('No node logs given.');
     // Where the anomaly became certain (the stale read's completion), marked in both plots.

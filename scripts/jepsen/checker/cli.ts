@@ -87,7 +87,7 @@ export function runCli(argv: readonly string[], io: CliOutput = STDIO): number {
       } else if (results.valid === false) {
         const named = results.anomalies
           .slice(0, 5)
-          .map((a) => (a.kind === 'nonlinearizable' ? `key ${a.key} not linearizable` : `${a.kind} ${a.element}`))
+          .map((a) => (a.kind === 'nonlinearizable' ? `key ${a.key} not linearizable from line ${a.failLine}` : `${a.kind} ${a.element}`))
           .join('; ');
         line = `INVALID: ${results.anomalies.length} anomal${results.anomalies.length === 1 ? 'y' : 'ies'} (${named}${results.anomalies.length > 5 ? '; ...' : ''}); ${counts}`;
         code = EXIT_INVALID;

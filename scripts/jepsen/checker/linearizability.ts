@@ -34,18 +34,20 @@
 //   1. a cut at time T: operations invoked after T are dropped, and `ok` operations completing after
 //      T are treated as pending (taking effect after their invoke or never). Any linearization of
 //      the whole history restricted to the instants up to T is one of the cut history, so the cut
-//      is sound; the smallest failing T among the `ok` completion times is found by bisection (a
-//      later cut of a failing cut fails too).
+//      is sound. The search itself gives the earliest failing cut: the completion of the operation
+//      whose return it could never get past (`failLine`).
 //   2. dropping any `get` (gets change no state).
 //   3. dropping a write together with every operation that observed its value: the gets that
 //      returned it and the cas operations that expected it, themselves with the operations that
 //      observed theirs. Removing all of them from a linearization leaves one (while the register
 //      held a dropped value, only dropped operations looked at it).
-// After the cut, chunks of operations are dropped delta-debugging style (halves, quarters, ... then
-// one at a time, repeated until nothing more goes). "Minimal" in the result means exactly this:
-// removing any single remaining get, or any single remaining write with its observers, makes the
-// set linearizable, as established by a completed search. It is not the smallest such set over
-// all subsets (that search is exponential); when the shrink budget runs out or a trial search is
+// After the cut, a cheap guess is tried first (the failing operation, the few operations invoked
+// just before it, and the writers of the values they observe; everything else dropped by move 3),
+// then chunks of operations are dropped delta-debugging style (halves, quarters, ... then one at a
+// time, repeated until nothing more goes). "Minimal" in the result means exactly this: removing
+// any single remaining get, or any single remaining write with its observers, makes the set
+// linearizable, as established by a completed search. It is not the smallest such set over all
+// subsets (that search is exponential); when the shrink budget runs out or a trial search is
 // undecided, the set is still a valid witness and `minimal` is false.
 
 import { performance } from 'node:perf_hooks';
@@ -93,6 +95,12 @@ export interface LinearizabilityAnomaly {
   readonly ops: readonly Op[];
   /** The cut (ns since origin): operations invoked later play no part in the anomaly. */
   readonly cutNs: number;
+  /**
+   * Line of the operation the search could not get past: the history up to its completion (the
+   * first cut) cannot be linearized, and up to any earlier completion it can. Usually the read
+   * that saw what it should not have.
+   */
+  readonly failLine: number;
   /** Lines of the `ok` operations of `ops` completing after the cut, treated as possibly not applied. */
   readonly pendingLines: readonly number[];
   /** See "Minimal" in the header of linearizability.ts. */
@@ -191,7 +199,14 @@ interface Budget {
 
 type Outcome =
   | { readonly kind: 'linearizable'; readonly steps: number }
-  | { readonly kind: 'not-linearizable'; readonly steps: number }
+  | {
+      readonly kind: 'not-linearizable';
+      readonly steps: number;
+      /** The operation whose return the search could never get past, and that return's time: the
+       * history cut there is already not linearizable, and no earlier cut is. */
+      readonly failOp: Op;
+      readonly failTime: number;
+    }
   | { readonly kind: 'unknown'; readonly steps: number; readonly reason: UnknownReason };
 
 /** Interns a key's values as small integers; 0 stands for absent. */
@@ -230,7 +245,7 @@ function checkKey(key: string, ops: readonly Op[], o: Resolved, totalDeadline: n
     deadlineMs: Math.min(o.nowMs() + o.shrinkTimeLimitMs, totalDeadline),
     timeReason: 'time-limit',
   };
-  const anomaly = shrink(key, base, values, shrinkBudget);
+  const anomaly = shrink(key, base, values, shrinkBudget, outcome);
   return { ...common, valid: false, anomaly, elapsedMs: o.nowMs() - start };
 }
 
@@ -365,6 +380,12 @@ const CACHE_FULL = new Error('configuration cache full');
  * not linearized (every definite index below it is), then the linearized definite indexes above
  * `low` (few: they were all invoked before `low` completed), then the pending operations' bits,
  * then the state. The set's hash is kept incrementally (XOR of per-operation random words).
+ *
+ * Reads are not branched on: when a get is eligible (its call precedes every remaining return) and
+ * returns the current state, linearizing it next loses nothing. Any completion of the current
+ * configuration that linearizes the get later does so in the same state (the get's result), and the
+ * get can move to the front: it changes no state, and everything that must precede it in real time
+ * already is linearized. So if the configuration with the get fails, so does the one without it.
  */
 function search(unordered: readonly SearchOp[], budget: Budget): Outcome {
   const ops = [...unordered.filter((s) => s.definite).sort((a, b) => a.invoke - b.invoke), ...unordered.filter((s) => !s.definite)];
@@ -472,11 +493,13 @@ function search(unordered: readonly SearchOp[], budget: Budget): Outcome {
   const cache = new ConfigurationCache(budget.cacheBytesLimit);
   const stackNode = new Int32Array(n);
   const stackState = new Int32Array(n);
+  const stackForced = new Uint8Array(n);
   let depth = 0;
   let state = 0;
   let h1 = 0;
   let h2 = 0;
   let steps = 0;
+  let furthestReturn = 0;
   let entry = next[HEAD] as number;
 
   const lift = (i: number): void => {
@@ -538,6 +561,7 @@ function search(unordered: readonly SearchOp[], budget: Budget): Outcome {
         if (fresh) {
           stackNode[depth] = entry;
           stackState[depth] = state;
+          stackForced[depth] = kind[i] === GET ? 1 : 0;
           depth++;
           state = nextState;
           lift(i);
@@ -547,10 +571,27 @@ function search(unordered: readonly SearchOp[], budget: Budget): Outcome {
         remove(i);
         h1 ^= hashA[i] as number;
         h2 ^= hashB[i] as number;
+        // An eligible get that matches is linearized first whenever anything works (see the
+        // function's comment): the configuration with it was explored and failed, so this one fails.
+        if (kind[i] !== GET) {
+          entry = next[entry] as number;
+          continue;
+        }
+      } else {
+        entry = next[entry] as number;
+        continue;
       }
-      entry = next[entry] as number;
-    } else {
-      if (depth === 0) return { kind: 'not-linearizable', steps };
+    }
+    // Backtrack: the current configuration cannot be completed. Undo the last linearized
+    // operation and try the entries after it, unless it was a get: then the configuration before
+    // it fails too, and the undoing goes on. (Node ids follow time: the furthest return reached
+    // is the highest id.)
+    if (nodeCall[entry] === 0 && entry > furthestReturn) furthestReturn = entry;
+    for (;;) {
+      if (depth === 0) {
+        const failing = ops[nodeOp[furthestReturn] as number] as SearchOp;
+        return { kind: 'not-linearizable', steps, failOp: failing.op, failTime: failing.complete };
+      }
       depth--;
       const e = stackNode[depth] as number;
       const i = nodeOp[e] as number;
@@ -559,7 +600,10 @@ function search(unordered: readonly SearchOp[], budget: Budget): Outcome {
       h1 ^= hashA[i] as number;
       h2 ^= hashB[i] as number;
       unlift(i);
-      entry = next[e] as number;
+      if (stackForced[depth] === 0) {
+        entry = next[e] as number;
+        break;
+      }
     }
   }
 }
@@ -567,34 +611,48 @@ function search(unordered: readonly SearchOp[], budget: Budget): Outcome {
 // ---------------------------------------------------------------------------------------------
 // Shrinking an anomaly (see the header for what is claimed)
 
-function shrink(key: string, base: readonly Op[], values: Values, budget: Budget): LinearizabilityAnomaly {
+function shrink(key: string, base: readonly Op[], values: Values, budget: Budget, first: { failOp: Op; failTime: number }): LinearizabilityAnomaly {
   let exhausted = false;
-  /** true: proven non-linearizable. Any undecided trial counts as "not proven". */
-  const fails = (ops: readonly Op[], cut: number): boolean => {
-    if (exhausted) return false;
+  let undecided = false;
+  /** Where `ops` (under `cut`) fails, if proven non-linearizable; null otherwise (an undecided trial included). */
+  const failure = (ops: readonly Op[], cut: number): { failOp: Op; failTime: number } | null => {
+    if (exhausted) return null;
     const outcome = search(prepare(ops, cut, values), budget);
     if (outcome.kind === 'unknown') {
       if (budget.nowMs() > budget.deadlineMs) exhausted = true;
       undecided = true;
-      return false;
+      return null;
     }
-    return outcome.kind === 'not-linearizable';
+    return outcome.kind === 'not-linearizable' ? outcome : null;
   };
-  let undecided = false;
+  const byInvoke = (a: Op, b: Op): number => a.invoke - b.invoke || a.line - b.line;
 
-  // 1. The earliest failing cut among the ok completion times (Infinity, the whole history, fails).
-  const cuts = [...new Set(base.filter((op) => op.type === 'ok').map((op) => op.complete as number))].sort((a, b) => a - b);
-  let lo = 0;
-  let hi = cuts.length; // cuts[hi] is the failing cut (hi === cuts.length: Infinity)
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (fails(base, cuts[mid] as number)) hi = mid;
-    else lo = mid + 1;
+  // 1. The cut: the return the search could not get past (the earliest failing cut).
+  let cut = first.failTime;
+  let failOp = first.failOp;
+  let kept = base.filter((op) => op.invoke <= cut).sort(byInvoke);
+  const accept = (candidate: readonly Op[], f: { failOp: Op; failTime: number }): void => {
+    cut = Math.min(cut, f.failTime);
+    failOp = f.failOp;
+    kept = candidate.filter((op) => op.invoke <= cut);
+  };
+
+  // 2. A guess, cheap to try: the failing operation, the k operations invoked last before it
+  //    returned, and the writers of every value these observe (k = 4, 8, 16...).
+  for (let k = 4; !exhausted; k *= 2) {
+    const before = kept.filter((op) => op !== failOp && op.invoke <= (failOp.complete as number));
+    const keep = withWriters(kept, [failOp, ...before.slice(-k)]);
+    if (keep.size >= kept.length) break;
+    const candidate = withoutObservers(kept, kept.filter((op) => !keep.has(op)));
+    const f = failure(candidate, cut);
+    if (f !== null) {
+      accept(candidate, f);
+      break;
+    }
+    if (k >= before.length) break;
   }
-  const cut = hi < cuts.length ? (cuts[hi] as number) : Infinity;
-  let kept = base.filter((op) => op.invoke <= cut).sort((a, b) => a.invoke - b.invoke || a.line - b.line);
 
-  // 2. Drop chunks, halving their size, then single operations until a pass removes nothing.
+  // 3. Drop chunks, halving their size, then single operations until a pass removes nothing.
   let size = Math.max(1, kept.length >> 1);
   let minimal = false;
   for (;;) {
@@ -602,8 +660,9 @@ function shrink(key: string, base: readonly Op[], values: Values, budget: Budget
     let removedAny = false;
     for (let at = 0; at < kept.length && !exhausted; ) {
       const candidate = withoutObservers(kept, kept.slice(at, at + size));
-      if (candidate.length < kept.length && fails(candidate, cut)) {
-        kept = candidate;
+      const f = candidate.length < kept.length ? failure(candidate, cut) : null;
+      if (f !== null) {
+        accept(candidate, f);
         removedAny = true;
       } else {
         at += size;
@@ -620,18 +679,43 @@ function shrink(key: string, base: readonly Op[], values: Values, budget: Budget
     }
   }
 
-  const survivors = prepare(kept, cut, values).map((s) => s.op);
+  const survivors = prepare(kept, cut, values)
+    .map((s) => s.op)
+    .sort(byInvoke);
   const pendingLines = survivors.filter((op) => op.type === 'ok' && (op.complete as number) > cut).map((op) => op.line);
-  const cutNs = cut === Infinity ? Math.max(0, ...survivors.map((op) => op.complete ?? op.invoke)) : cut;
   let explanation =
     `No order of these ${survivors.length} operations on key ${JSON.stringify(key)} is consistent with one register ` +
     `and with real time (each takes effect at one instant between its invoke and complete; an info operation after its invoke, or never).`;
   if (pendingLines.length > 0) {
     explanation +=
-      ` ${pendingLines.length} ok operation(s) completing after the cut at ${formatNs(cutNs)} were treated as possibly not yet applied,` +
+      ` ${pendingLines.length} ok operation(s) completing after the cut at ${formatNs(cut)} were treated as possibly not yet applied,` +
       ` because the operations invoked after the cut were left out.`;
   }
-  return { kind: 'nonlinearizable', key, ops: survivors, cutNs, pendingLines, minimal, explanation };
+  return { kind: 'nonlinearizable', key, ops: survivors, cutNs: cut, failLine: first.failOp.line, pendingLines, minimal, explanation };
+}
+
+/** `seeds` with, in `ops`, every writer of a value they observe, and so on for those writers. */
+function withWriters(ops: readonly Op[], seeds: readonly Op[]): Set<Op> {
+  const keep = new Set<Op>(seeds);
+  const observed = new Set<string | null>();
+  const queue = [...seeds];
+  for (let op = queue.pop(); op !== undefined; op = queue.pop()) {
+    let x: string | null;
+    if (op.f === 'get' && op.type === 'ok') x = op.result;
+    else if (op.f === 'cas') x = op.expected;
+    else continue;
+    if (observed.has(x)) continue;
+    observed.add(x);
+    for (const w of ops) {
+      if (keep.has(w)) continue;
+      const writes = w.f === 'put' || w.f === 'cas' ? w.value : w.f === 'delete' ? null : undefined;
+      if (writes === x) {
+        keep.add(w);
+        queue.push(w);
+      }
+    }
+  }
+  return keep;
 }
 
 /**

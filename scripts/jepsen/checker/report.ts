@@ -66,7 +66,7 @@ h3{font-size:15px;margin:18px 0 6px}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.pending td{background:#fff8e1}
+tr.pending td{background:#fff8e1}tr.failing td{font-weight:600}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 .ok{color:${COLOR.ok}}.fail{color:${COLOR.fail}}.info{color:${COLOR.info}}
 .legend span{display:inline-block;margin-right:14px}
@@ -366,11 +366,11 @@ function detailCell(detail: Readonly<Record<string, unknown>> | null): string {
   return `<td class="mono" title="${esc(text)}">${esc(text.slice(0, DETAIL_CHARS_MAX))}…</td>`;
 }
 
-function opRow(op: Op, pending: boolean): string {
+function opRow(op: Op, pending: boolean, failing = false): string {
   const v = (x: string | null): string => (x === null ? '<span class="muted">null</span>' : esc(x));
   const latency = op.complete === null ? '–' : duration(op.complete - op.invoke);
   return (
-    `<tr${pending ? ' class="pending"' : ''}><td class="num">${op.line}</td><td class="num">${op.process}</td><td class="${op.type}">${op.type}</td><td>${op.f}</td>` +
+    `<tr${pending ? ' class="pending"' : failing ? ' class="failing"' : ''}><td class="num">${op.line}</td><td class="num">${op.process}</td><td class="${op.type}">${op.type}</td><td>${op.f}</td>` +
     `<td class="mono">${esc(op.key)}</td><td class="mono">${op.f === 'put' || op.f === 'cas' ? v(op.value) : ''}</td><td class="mono">${op.f === 'cas' ? v(op.expected) : ''}</td>` +
     `<td class="mono">${op.f === 'get' && op.type === 'ok' ? v(op.result) : ''}</td><td class="num">${seconds(op.invoke)}</td>` +
     `<td class="num">${op.complete === null ? '–' : seconds(op.complete)}</td><td class="num">${latency}</td></tr>`
@@ -397,14 +397,17 @@ function anomalySection(r: Results): string {
   for (const a of r.anomalies.slice(0, ANOMALIES_MAX)) {
     parts.push(`<h3>${esc(anomalyTitle(a))}</h3><p>${esc(a.explanation)}</p>`);
     let pending = new Set<number>();
+    let failLine = -1;
     if (a.kind === 'nonlinearizable') {
       pending = new Set(a.pendingLines);
+      failLine = a.failLine;
       parts.push(
-        `<p class="muted">${a.ops.length} operation(s)${a.minimal ? ', minimal: dropping any one read, or any one write with the operations that observed it, makes the rest linearizable' : ' (shrinking stopped early: a valid witness, perhaps not minimal)'}.` +
+        `<p class="muted">${a.ops.length} operation(s)${a.minimal ? ', minimal: dropping any one read, or any one write with the operations that observed it, makes the rest linearizable' : ' (shrinking stopped early: a valid witness, perhaps not minimal)'}. ` +
+          `The history is linearizable up to the completion of line ${a.failLine}${a.ops.some((op) => op.line === a.failLine) ? ' (in bold)' : ''}, and not beyond.` +
           `${pending.size > 0 ? ' Highlighted rows: treated as possibly not yet applied.' : ''}</p>`,
       );
     }
-    const rows = a.ops.slice(0, ANOMALY_ROWS_MAX).map((op) => opRow(op, pending.has(op.line)));
+    const rows = a.ops.slice(0, ANOMALY_ROWS_MAX).map((op) => opRow(op, pending.has(op.line), op.line === failLine));
     parts.push(
       '<table><tr><th>line</th><th>process</th><th>type</th><th>f</th><th>key</th><th>value</th><th>expected</th><th>result</th><th>invoke (s)</th><th>complete (s)</th><th>latency</th></tr>' +
         `${rows.join('')}</table>`,
