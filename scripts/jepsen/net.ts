@@ -11,7 +11,7 @@
 // every process inside such a namespace) of a prefix whose owner is gone: at each start, and
 // from run.sh after the harness exits, however it exited.
 
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync, existsSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { check, exec } from './exec';
 import { EnvironmentError } from './errors';
@@ -33,8 +33,9 @@ function lockPath(subnet: number): string {
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-  } catch {
-    return false;
+  } catch (err) {
+    // EPERM: it exists but is not ours to signal (it is alive).
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
   // A reused pid that is not a harness does not hold the lock.
   try {
@@ -112,8 +113,8 @@ async function removePrefixes(subnets: ReadonlySet<number>): Promise<string[]> {
   const mine = (name: string): boolean => subnets.has(Number(NAME_RE.exec(name)?.[1]));
   for (const ns of namespaces.filter(mine)) {
     await killNamespaceProcesses(ns);
-    await exec('ip', ['netns', 'del', ns]);
-    removed.push(`netns ${ns}`);
+    const r = await exec('ip', ['netns', 'del', ns]);
+    if (r.code === 0) removed.push(`netns ${ns}`);
   }
   // Host-side veth ends first (deleting one end deletes its peer), the bridge last.
   for (const link of links.filter(mine).sort((a, b) => Number(a.endsWith('-br')) - Number(b.endsWith('-br')))) {
@@ -135,6 +136,8 @@ async function removePrefixes(subnets: ReadonlySet<number>): Promise<string[]> {
  * live harness). Returns what was removed, for the log.
  */
 export async function sweepLeftovers(): Promise<string[]> {
+  // Only root made them, and only root may remove them (and judge who is alive).
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return [];
   const stale = new Set<number>();
   const { namespaces, links } = await listObjects();
   for (const name of [...namespaces, ...links]) {
@@ -199,14 +202,19 @@ export class Lab {
     for (let k = 0; k <= SUBNET_MAX - SUBNET_MIN; k++) {
       const subnet = SUBNET_MIN + ((start - SUBNET_MIN + k) % (SUBNET_MAX - SUBNET_MIN + 1));
       if (inUse.has(subnet) || addrs.includes(`10.77.${subnet}.`)) continue;
-      let fd: number;
+      // The lock appears with its content at once (link of a written file), so a concurrent
+      // sweep never sees an empty lock and takes it for a dead one.
+      const tmp = join(LOCK_DIR, `.tmp-${process.pid}-${subnet}`);
+      writeFileSync(tmp, JSON.stringify({ pid: process.pid, dir: runDir } satisfies Lock));
+      let taken = true;
       try {
-        fd = openSync(lockPath(subnet), 'wx');
+        linkSync(tmp, lockPath(subnet));
       } catch {
-        continue; // another run holds it (or a stale lock the sweep will remove)
+        taken = false; // another run holds it (or a stale lock the sweep will remove)
+      } finally {
+        unlinkSync(tmp);
       }
-      writeSync(fd, JSON.stringify({ pid: process.pid, dir: runDir } satisfies Lock));
-      closeSync(fd);
+      if (!taken) continue;
       const lab = new Lab(subnet, slots, port);
       try {
         await lab.build();

@@ -1,10 +1,10 @@
 // The workloads: many logical client processes (async tasks of this one harness process, one
 // operation at a time each) that record every operation in the history.
 //
-// register: get / put / cas on a few keys at a time, unique values `v-<process>-<n>`. A key is
-//   retired after `opsPerKey` operations and replaced by a fresh one, which keeps every key's
-//   history small enough for the linearizability search. cas expects a value recently seen on
-//   the key (or absence), so some succeed.
+// register: get / put / delete / cas on a few keys at a time (50/20/5/25 %), unique values
+//   `v-<process>-<n>`. A key is retired after `opsPerKey` operations and replaced by a fresh one,
+//   which keeps every key's history small enough for the linearizability search. cas expects a
+//   value recently seen on the key (or absence), so some succeed.
 // set: unique adds, in the convention of checker/set.ts: adding element e is a put of key `s:<e>`
 //   with value e (elements are unique numbers). After the run the harness heals, waits for a
 //   healthy cluster and a quiet period, and reads every element ever attempted back with a
@@ -234,6 +234,12 @@ export class RegisterWorkload extends Workload {
         const r = await this.read(reader, key);
         this.seen(key, r.result);
         return r;
+      });
+    }
+    if (roll < 0.55) {
+      return this.perform(process, 'delete', key, null, null, async () => {
+        await writer.delete(key);
+        return { type: 'ok', result: null };
       });
     }
     const value = this.nextValue(process);
