@@ -18,7 +18,8 @@ import type { Lab } from './net';
 import { delay, waitFor } from './wait';
 
 export const REPO = resolve(__dirname, '..', '..', '..');
-const KVD_BIN = join(REPO, 'bin', 'kvd');
+/** The kvd under test: this checkout's, or KV_JEPSEN_ROOT's (another checkout with a built dist/). */
+const KVD_BIN = join(process.env.KV_JEPSEN_ROOT ? resolve(process.env.KV_JEPSEN_ROOT) : REPO, 'bin', 'kvd');
 
 export interface ClusterOptions {
   /** Where node logs go (DIR/nodes) and data directories (DIR/data). */
