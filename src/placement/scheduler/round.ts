@@ -1,0 +1,94 @@
+// One scheduling round: the index, the rate limits left, the operators issued so far and the
+// counts reported. Policies plan steps; `emit` is the only place an operator is created, so the
+// limits, the one-operator-per-range rule and the projected counts are enforced in one place.
+
+import type { SchedulerConfig } from './config';
+import { isBudgeted, type ClusterIndex, type NodeSlot, type RangeSlot } from './cluster-index';
+import type { Operator, OperatorPurpose, OperatorStep } from './types';
+
+export interface MutableCounts {
+  repair: number;
+  drain: number;
+  learner: number;
+  split: number;
+  throttled: number;
+  noTarget: number;
+  leaderless: number;
+  inFlight: number;
+}
+
+export type EmitResult = 'issued' | 'throttled';
+
+export class Round {
+  readonly operators: Operator[] = [];
+  readonly counts: MutableCounts = { repair: 0, drain: 0, learner: 0, split: 0, throttled: 0, noTarget: 0, leaderless: 0, inFlight: 0 };
+  private remaining: number;
+
+  constructor(readonly index: ClusterIndex, readonly config: SchedulerConfig) {
+    this.remaining = Math.max(0, Math.min(config.maxOperatorsPerRound, config.maxInFlightOperators - index.inFlightCount));
+  }
+
+  /** No operator can be issued any more this round. */
+  get exhausted(): boolean {
+    return this.remaining <= 0;
+  }
+
+  /** Whether `node` can take part in one more operator. */
+  hasRoom(node: NodeSlot): boolean {
+    return !isBudgeted(node) || node.inFlight < this.config.maxInFlightPerNode;
+  }
+
+  /**
+   * Issue an operator of `steps` on `range` if the limits allow: lock the range, charge every node
+   * involved, project the steps' effect on replica and leader counts.
+   */
+  emit(range: RangeSlot, purpose: OperatorPurpose, steps: readonly OperatorStep[]): EmitResult {
+    if (range.locked) throw new TypeError(`range ${range.info.id} is locked: a policy planned it twice`);
+    const involved = new Set<NodeSlot>();
+    for (const step of steps) {
+      if (step.kind === 'transfer-leader') {
+        involved.add(this.node(step.fromNodeId)).add(this.node(step.toNodeId));
+      } else if (step.kind === 'split-range') {
+        if (range.leader !== undefined) involved.add(range.leader);
+      } else {
+        involved.add(this.node(step.nodeId));
+      }
+    }
+    if (this.remaining <= 0) {
+      this.counts.throttled++;
+      return 'throttled';
+    }
+    for (const node of involved) {
+      if (!this.hasRoom(node)) {
+        this.counts.throttled++;
+        return 'throttled';
+      }
+    }
+    this.remaining--;
+    range.locked = true;
+    for (const node of involved) node.inFlight++;
+    for (const step of steps) {
+      if (step.kind === 'add-learner') this.node(step.nodeId).replicas++;
+      else if (step.kind === 'remove-replica') this.node(step.nodeId).replicas--;
+      else if (step.kind === 'transfer-leader') {
+        this.node(step.fromNodeId).leaders--;
+        this.node(step.toNodeId).leaders++;
+      }
+    }
+    const { epoch, id } = range.info;
+    this.operators.push({
+      id: `${purpose}/r${id}/v${epoch.version}/c${epoch.confVersion}`,
+      rangeId: id,
+      epoch: { confVersion: epoch.confVersion, version: epoch.version },
+      purpose,
+      steps,
+    });
+    return 'issued';
+  }
+
+  private node(id: number): NodeSlot {
+    const node = this.index.nodeById.get(id);
+    if (node === undefined) throw new TypeError(`a policy planned a step on node ${id}, which the index does not hold`);
+    return node;
+  }
+}
