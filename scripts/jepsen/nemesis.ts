@@ -1,6 +1,6 @@
 // The nemeses: each breaks something with start() and repairs it with stop(), returning the
 // details for DIR/nemesis.jsonl. The schedule alternates quiet periods and fault windows until the
-// run's time is up; `mixed` picks a random nemesis for each window (the log names the one used).
+// run's time is up; `mixed` picks a random nemesis (or two) for each window (the log names them).
 //
 // | name                       | start                                                   | stop                  |
 // |----------------------------|---------------------------------------------------------|-----------------------|
@@ -12,7 +12,7 @@
 // | pause                      | SIGSTOP a random minority (the leader often)            | SIGCONT               |
 // | membership                 | remove a voter (the leader often), wipe it, start it fresh with a new id (--join), add it as a learner | promote the learner |
 // | latency                    | transport failpoint on every node or a random minority: delay + jitter + drop of the Raft messages they send (no netem in this kernel) | clear |
-// | mixed                      | one of the above, at random                             | its stop              |
+// | mixed                      | one of the above at random, or (30 %) two of different families at once | their stops |
 
 import { AdminClient } from '../../src/client/admin-client';
 import type { JepsenCluster } from './cluster';
@@ -36,6 +36,12 @@ type FaultName = Exclude<NemesisName, 'none' | 'mixed'>;
 const FAULTS: readonly FaultName[] = NEMESES.filter((n): n is FaultName => n !== 'none' && n !== 'mixed');
 
 type Detail = Record<string, unknown>;
+
+function familyOf(f: FaultName): 'partition' | 'process' | 'latency' | 'membership' {
+  if (f.startsWith('partition-')) return 'partition';
+  if (f === 'kill' || f === 'pause') return 'process';
+  return f === 'latency' ? 'latency' : 'membership';
+}
 
 interface Fault {
   start(): Promise<Detail>;
@@ -255,30 +261,41 @@ export class Nemesis {
       const window = this.rng.int(sched.faultMs[0], sched.faultMs[1]);
       if (Date.now() + quiet + Math.min(window, sched.faultMs[0]) > untilMs) break;
       await delay(quiet);
-      const fault: FaultName = name === 'mixed' ? this.rng.pick(FAULTS) : name;
-      await this.window(fault, Math.min(window, untilMs - Date.now()));
+      await this.window(name === 'mixed' ? this.mixedFaults() : [name], Math.min(window, untilMs - Date.now()));
     }
   }
 
-  private async window(fault: FaultName, lengthMs: number): Promise<void> {
-    const f = this.faults[fault];
-    const startedAt = this.log.now();
-    let started: Detail;
-    try {
-      started = await f.start();
-    } catch (err) {
-      // A half-applied start is still a fault: record it, and repair it like any other.
-      started = { error: (err as Error).message };
+  /** One fault (70 %), or two of different families at once: a partition, a process fault, latency, membership. */
+  private mixedFaults(): FaultName[] {
+    const first = this.rng.pick(FAULTS);
+    if (!this.rng.chance(0.3)) return [first];
+    const second = this.rng.pick(FAULTS.filter((f) => familyOf(f) !== familyOf(first)));
+    return [first, second];
+  }
+
+  /** Starts the faults in order, holds them `lengthMs`, stops them in reverse order. */
+  private async window(faults: readonly FaultName[], lengthMs: number): Promise<void> {
+    for (const fault of faults) {
+      const startedAt = this.log.now();
+      let started: Detail;
+      try {
+        started = await this.faults[fault].start();
+      } catch (err) {
+        // A half-applied start is still a fault: record it, and repair it like any other.
+        started = { error: (err as Error).message };
+      }
+      this.log.record(fault, 'start', faults.length > 1 ? { ...started, with: faults.filter((f) => f !== fault) } : started, startedAt);
     }
-    this.log.record(fault, 'start', started, startedAt);
     await delay(Math.max(0, lengthMs));
-    let stopped: Detail;
-    try {
-      stopped = await f.stop();
-    } catch (err) {
-      stopped = { error: (err as Error).message };
+    for (const fault of [...faults].reverse()) {
+      let stopped: Detail;
+      try {
+        stopped = await this.faults[fault].stop();
+      } catch (err) {
+        stopped = { error: (err as Error).message };
+      }
+      this.log.record(fault, 'stop', stopped);
     }
-    this.log.record(fault, 'stop', stopped);
   }
 
   /**

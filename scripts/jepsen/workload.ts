@@ -148,7 +148,7 @@ export abstract class Workload {
    * Reads each key with a linearizable get until one answers (every attempt is recorded), with
    * `parallel` readers; gives up on a key when `timeoutMs` has passed since the start.
    */
-  protected async readAll(endpoints: readonly string[], keys: readonly string[], timeoutMs: number, parallel = 8): Promise<FinalReadSummary> {
+  protected async readAll(endpoints: readonly string[], keys: readonly string[], timeoutMs: number, parallel = 32): Promise<FinalReadSummary> {
     const deadline = Date.now() + timeoutMs;
     let attempts = 0;
     let unread = 0;

@@ -158,7 +158,9 @@ export class AdminService {
       if (err instanceof FailpointConfigError) throw new AdminFailure(grpc.status.INVALID_ARGUMENT, err.message);
       throw err;
     }
-    this.o.logger.warn({ failpoint: fp.status().active ?? null }, 'transport failpoint set');
+    const active = fp.status().active;
+    if (active) this.o.logger.warn({ failpoint: active }, 'transport failpoint set');
+    else this.o.logger.info('transport failpoint cleared');
     return this.failpointStatus();
   }
 
