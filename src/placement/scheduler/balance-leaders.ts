@@ -1,16 +1,13 @@
 // Policy 5, leader balance: transfer leadership from nodes with the most leaders (per unit of
 // weight) to voters of the same range with fewer, until every up node is within
 // `leaderBalanceTolerance` of the mean or no transfer helps. Leadership only ever goes to a voter on
-// an up node. Overloaded nodes push first; then nodes still below the band pull a leadership from
-// ranges where they are a voter.
+// an up node. Nodes above the band push leaderships to peers below the mean; then nodes still below
+// the band pull leaderships from peers above the mean, among ranges where they are a voter. A
+// transfer never inverts the pair it balances, so nothing oscillates.
 
 import type { NodeSlot } from './cluster-index';
 import { leaderScore, viewRange } from './range-view';
 import type { Round } from './round';
-import { pickLeaderTarget } from './targets';
-
-/** Led ranges tried per source node (or voter ranges per pulling node) before giving up on it. */
-const ATTEMPTS_PER_NODE = 16;
 
 interface Band {
   readonly mean: number;
@@ -25,32 +22,52 @@ function worthTransferring(band: Band, from: NodeSlot, to: NodeSlot): boolean {
   return towardBand && (from.leaders - 1) / from.weight >= (to.leaders + 1) / to.weight;
 }
 
-function pushOne(round: Round, band: Band, from: NodeSlot): boolean {
-  let attempts = 0;
-  for (const range of from.ranges) {
-    if (range.leader !== from || !range.leaderMovable || range.locked) continue;
-    if (++attempts > ATTEMPTS_PER_NODE) return false;
-    const view = viewRange(range);
-    const to = pickLeaderTarget(round, view, from);
-    if (to === undefined || !worthTransferring(band, from, to)) continue;
-    const rangeId = range.info.id;
-    return round.emit(range, 'balance-leaders', [{ kind: 'transfer-leader', rangeId, fromNodeId: from.id, toNodeId: to.id }]) === 'issued';
-  }
-  return false;
+// Both scans are bounded by the ranges of one node and cost a few comparisons per range.
+
+function transfer(round: Round, r: number, from: NodeSlot, to: NodeSlot): boolean {
+  const view = viewRange(round.index, r);
+  const rangeId = view.info.id;
+  return round.emit(view, 'balance-leaders', [{ kind: 'transfer-leader', rangeId, fromNodeId: from.id, toNodeId: to.id }]) === 'issued';
 }
 
-function pullOne(round: Round, band: Band, to: NodeSlot): boolean {
-  let attempts = 0;
-  for (const range of to.ranges) {
-    const from = range.leader;
-    if (from === undefined || from === to || !range.leaderMovable || range.locked) continue;
-    if (range.info.replicas.find((replica) => replica.nodeId === to.id)?.role !== 'voter') continue;
-    if (++attempts > ATTEMPTS_PER_NODE) return false;
-    if (!round.hasRoom(from) || !worthTransferring(band, from, to)) continue;
-    const rangeId = range.info.id;
-    return round.emit(range, 'balance-leaders', [{ kind: 'transfer-leader', rangeId, fromNodeId: from.id, toNodeId: to.id }]) === 'issued';
+/** The voter of range r, other than `from`, best placed to lead: up, with room, fewest leaders per weight, lowest id. */
+function bestPeer(round: Round, r: number, from: NodeSlot): NodeSlot | undefined {
+  const { index } = round;
+  const replicas = index.range(r).replicas;
+  let best: NodeSlot | undefined;
+  for (let i = 0; i < replicas.length; i++) {
+    if ((replicas[i] as (typeof replicas)[number]).role !== 'voter') continue;
+    const node = index.replicaNodeOf(r, i);
+    if (node === from || node.health !== 'up' || !round.hasTransferRoom(node)) continue;
+    if (best === undefined || leaderScore(node) < leaderScore(best) || (leaderScore(node) === leaderScore(best) && node.id < best.id)) best = node;
   }
-  return false;
+  return best;
+}
+
+/** One pass over the ranges `from` leads, handing leaderships to peers while `from` is above the band. */
+function pushFrom(round: Round, band: Band, from: NodeSlot): void {
+  const { index } = round;
+  index.someRangeOf(from, (r) => {
+    if (round.exhausted || leaderScore(from) <= band.high || !round.hasTransferRoom(from)) return true;
+    if (index.leaderOf(r) !== from || !index.isLeaderMovable(r)) return false;
+    const to = bestPeer(round, r, from);
+    if (to !== undefined && worthTransferring(band, from, to)) transfer(round, r, from, to);
+    return false;
+  });
+}
+
+/** One pass over the ranges where `to` is a voter, taking leaderships from loaded leaders while `to` is below the band. */
+function pullTo(round: Round, band: Band, to: NodeSlot): void {
+  const { index } = round;
+  index.someRangeOf(to, (r) => {
+    if (round.exhausted || leaderScore(to) >= band.low || !round.hasTransferRoom(to)) return true;
+    const from = index.leaderOf(r);
+    if (from === undefined || from === to || !index.isLeaderMovable(r)) return false;
+    if (!round.hasTransferRoom(from) || !worthTransferring(band, from, to)) return false;
+    if (index.range(r).replicas.find((replica) => replica.nodeId === to.id)?.role !== 'voter') return false;
+    transfer(round, r, from, to);
+    return false;
+  });
 }
 
 export function balanceLeaders(round: Round): void {
@@ -65,25 +82,9 @@ export function balanceLeaders(round: Round): void {
   const mean = total / weight;
   const tolerance = round.config.leaderBalanceTolerance;
   const band: Band = { mean, high: mean * (1 + tolerance), low: mean * (1 - tolerance) };
-
-  const givenUp = new Set<NodeSlot>();
-  while (!round.exhausted) {
-    let from: NodeSlot | undefined;
-    let to: NodeSlot | undefined;
-    for (const node of up) {
-      if (!round.hasRoom(node)) continue;
-      const score = leaderScore(node);
-      if (!givenUp.has(node) && score > mean && (from === undefined || score > leaderScore(from))) from = node;
-      if (to === undefined || score < leaderScore(to)) to = node;
-    }
-    if (from === undefined || to === undefined || from === to || !worthTransferring(band, from, to)) break;
-    if (!pushOne(round, band, from)) givenUp.add(from);
-  }
-
+  // Each out-of-band node is scanned once: the cost is bounded by their ranges, not by the cluster.
+  const pushers = up.filter((node) => leaderScore(node) > band.high).sort((a, b) => leaderScore(b) - leaderScore(a) || a.id - b.id);
+  for (const node of pushers) pushFrom(round, band, node);
   const pullers = up.filter((node) => leaderScore(node) < band.low).sort((a, b) => leaderScore(a) - leaderScore(b) || a.id - b.id);
-  for (const node of pullers) {
-    while (!round.exhausted && round.hasRoom(node) && leaderScore(node) < band.low && pullOne(round, band, node)) {
-      // keep pulling while below the band
-    }
-  }
+  for (const node of pullers) pullTo(round, band, node);
 }

@@ -6,7 +6,7 @@
 // move, each move never worsens the zone placement, and a move never inverts the pair it balances
 // (so nothing oscillates).
 
-import type { NodeSlot, RangeSlot } from './cluster-index';
+import type { NodeSlot } from './cluster-index';
 import { learnerMoveSteps, voterMoveSteps } from './moves';
 import { replicaScore, viewRange, votersPerZone, type RangeView } from './range-view';
 import type { PlanResult } from './repair';
@@ -24,9 +24,8 @@ export function planZoneFix(round: Round, view: RangeView): PlanResult {
     (voter) => voter.zone < 0 || index.zoneAllowsVoters[voter.zone] !== true || (perZone[voter.zone] ?? 0) > 1,
   );
   // Prefer moving a replica that is not the leader, from the most loaded node.
-  offenders.sort((a, b) => Number(a === view.slot.leader) - Number(b === view.slot.leader) || replicaScore(b) - replicaScore(a) || a.id - b.id);
+  offenders.sort((a, b) => Number(a === view.leader) - Number(b === view.leader) || replicaScore(b) - replicaScore(a) || a.id - b.id);
   for (const voter of offenders) {
-    if (!round.hasRoom(voter)) continue;
     const to = pickVoterTarget(round, view, { replacing: voter, maxZonePenalty: 1 });
     if (to === undefined) continue;
     const steps = voterMoveSteps(round, view, to, voter);
@@ -50,8 +49,7 @@ function worthMoving(band: Band, source: NodeSlot, target: NodeSlot): boolean {
 }
 
 /** Plan one move off `source` for `range`, if a target is worth it. */
-function planMoveOff(round: Round, band: Band, range: RangeSlot, source: NodeSlot): PlanResult {
-  const view = viewRange(range);
+function planMoveOff(round: Round, band: Band, view: RangeView, source: NodeSlot): PlanResult {
   const accept = (candidate: NodeSlot): boolean => worthMoving(band, source, candidate);
   if (view.learners.includes(source)) {
     const to = pickLearnerTarget(round, view, source.zone, accept);
@@ -66,17 +64,22 @@ function planMoveOff(round: Round, band: Band, range: RangeSlot, source: NodeSlo
 
 /** One move off `source`: non-leader replicas first (no transfer needed). */
 function moveOneOff(round: Round, band: Band, source: NodeSlot): boolean {
+  const { index } = round;
   let attempts = 0;
+  let issued = false;
   for (const leaderPass of [false, true]) {
-    for (const range of source.ranges) {
-      if (!range.replicaMovable || range.locked || (range.leader === source) !== leaderPass) continue;
-      if (++attempts > ATTEMPTS_PER_SOURCE) return false;
-      const plan = planMoveOff(round, band, range, source);
-      if (plan === 'no-target') continue;
-      return round.emit(range, 'balance-replicas', plan) === 'issued';
-    }
+    const done = index.someRangeOf(source, (r) => {
+      if (!index.isReplicaMovable(r) || (index.leaderOf(r) === source) !== leaderPass) return false;
+      if (++attempts > ATTEMPTS_PER_SOURCE) return true;
+      const view = viewRange(index, r);
+      const plan = planMoveOff(round, band, view, source);
+      if (plan === 'no-target') return false;
+      issued = round.emit(view, 'balance-replicas', plan) === 'issued';
+      return true;
+    });
+    if (done) break;
   }
-  return false;
+  return issued;
 }
 
 export function balanceReplicas(round: Round): void {
@@ -96,10 +99,10 @@ export function balanceReplicas(round: Round): void {
     let source: NodeSlot | undefined;
     let target: NodeSlot | undefined;
     for (const node of up) {
-      if (!round.hasRoom(node)) continue;
+      // Giving a replica away costs the source nothing; receiving one takes room.
       const score = replicaScore(node);
       if (!givenUp.has(node) && score > mean && (source === undefined || score > replicaScore(source))) source = node;
-      if (target === undefined || score < replicaScore(target)) target = node;
+      if (round.hasRoom(node) && (target === undefined || score < replicaScore(target))) target = node;
     }
     // The most loaded source and the least loaded target: if this pair is not worth a move, no pair is.
     if (source === undefined || target === undefined || source === target || !worthMoving(band, source, target)) return;

@@ -1,6 +1,10 @@
 // The scheduler's working view of one round, built once from the input in O(nodes + replicas +
-// in-flight steps): nodes by id with their health, zone and projected counts; for each node the
-// ranges it holds (in range id order); for each range its replicas' nodes and whether it is locked.
+// in-flight steps). Nodes get a small object each (a cluster has thousands); ranges (a cluster has
+// hundreds of thousands) live in flat typed arrays addressed by their position `r` in id order, so a
+// round allocates a few arrays instead of an object per range:
+//   replicas of range r:   replicaNode[replicaStart[r] .. replicaStart[r + 1])  (node positions,
+//                          parallel to ranges[r].replicas)
+//   ranges held by node n: nodeRanges[nodeRangeStart[n] .. nodeRangeStart[n + 1])  (ascending r)
 //
 // Projected counts include the remaining steps of in-flight operators (a learner being added
 // already counts on its target, a replica being removed no longer counts on its source), so a
@@ -8,7 +12,7 @@
 
 import { InvalidClusterStateError, InvalidSchedulerConfigError } from './errors';
 import type { SchedulerConfig } from './config';
-import type { ClusterState, NodeId, NodeInfo, PlacementRules, RangeInfo } from './types';
+import type { ClusterState, NodeId, NodeInfo, Operator, PlacementRules, RangeId, RangeInfo } from './types';
 
 /**
  * A node's health for scheduling: `down` is down for less than `downReplaceAfterMs` (its replicas
@@ -18,6 +22,8 @@ export type Health = 'up' | 'draining' | 'suspect' | 'down' | 'dead';
 
 export interface NodeSlot {
   readonly id: NodeId;
+  /** Position in `ClusterIndex.nodes`. */
+  readonly position: number;
   /** Undefined for a node named by a replica but missing from the node list. */
   readonly info: NodeInfo | undefined;
   /** Index into `ClusterIndex.zones`; -1 for an unknown node. */
@@ -28,44 +34,10 @@ export interface NodeSlot {
   replicas: number;
   /** Leaders, projected through in-flight transfers. */
   leaders: number;
-  /** Operators in flight (issued this round included) that involve this node. */
-  inFlight: number;
-  /** Ranges with a replica here, in range id order. */
-  readonly ranges: RangeSlot[];
-}
-
-export interface RangeSlot {
-  readonly info: RangeInfo;
-  /** `nodes[i]` is the node of `info.replicas[i]`. */
-  readonly nodes: readonly NodeSlot[];
-  readonly leader: NodeSlot | undefined;
-  /** An operator is in flight or was issued this round: leave the range alone. */
-  locked: boolean;
-  /** Healthy and correctly placed: a replica may move for balance (set by the classification). */
-  replicaMovable: boolean;
-  /** Its leader may move for balance (set by the classification). */
-  leaderMovable: boolean;
-}
-
-export interface ClusterIndex {
-  readonly nowMs: number;
-  readonly rules: PlacementRules;
-  /** Every node, known ones first in id order, then unknown ones named by replicas. */
-  readonly nodes: readonly NodeSlot[];
-  readonly nodeById: ReadonlyMap<NodeId, NodeSlot>;
-  /** Nodes whose health is `up`, in id order: the only ones that receive replicas or leaders. */
-  readonly upNodes: readonly NodeSlot[];
-  /** Zone names, sorted. */
-  readonly zones: readonly string[];
-  /** Per zone: whether it has an up node. */
-  readonly zoneHasUpNode: readonly boolean[];
-  /** Per zone: whether the rules let it hold voters. */
-  readonly zoneAllowsVoters: readonly boolean[];
-  /** Zones that allow voters and have an up node: how far voters of one range can spread. */
-  readonly voterZoneCount: number;
-  /** Ranges in id order. */
-  readonly ranges: readonly RangeSlot[];
-  readonly inFlightCount: number;
+  /** Operators in flight (issued this round included) that add a replica here. */
+  replicaOps: number;
+  /** Leader transfers in flight (issued this round included) from or to this node. */
+  transferOps: number;
 }
 
 export function healthOf(info: NodeInfo | undefined, nowMs: number, downReplaceAfterMs: number): Health {
@@ -92,10 +64,33 @@ export function isLive(node: NodeSlot): boolean {
   return node.health === 'up' || node.health === 'draining';
 }
 
-/** Counted against `maxInFlightPerNode`: nodes that do work for an operator. */
+/** Counted against the per-node limits: nodes that can do work. Down nodes do none. */
 export function isBudgeted(node: NodeSlot): boolean {
   return node.health === 'up' || node.health === 'draining' || node.health === 'suspect';
 }
+
+/** The nodes an operator charges against the per-node limits. */
+export interface OperatorCharges {
+  /** Nodes that receive a replica (a snapshot) or have their learner promoted: `maxInFlightPerNode`. */
+  readonly replicaNodes: ReadonlySet<NodeId>;
+  /** Both ends of each leader transfer: `maxLeaderTransfersPerNode`. */
+  readonly transferNodes: ReadonlySet<NodeId>;
+}
+
+/** Removals and splits charge nobody: they move no data. Each node is charged once per operator. */
+export function operatorCharges(operator: Operator): OperatorCharges {
+  const replicaNodes = new Set<NodeId>();
+  const transferNodes = new Set<NodeId>();
+  for (const step of operator.steps) {
+    if (step.kind === 'add-learner' || step.kind === 'promote-learner') replicaNodes.add(step.nodeId);
+    else if (step.kind === 'transfer-leader') transferNodes.add(step.fromNodeId).add(step.toNodeId);
+  }
+  return { replicaNodes, transferNodes };
+}
+
+const LOCKED = 1;
+const REPLICA_MOVABLE = 2;
+const LEADER_MOVABLE = 4;
 
 function sortedById<T extends { readonly id: number }>(items: readonly T[]): readonly T[] {
   for (let i = 1; i < items.length; i++) {
@@ -104,138 +99,208 @@ function sortedById<T extends { readonly id: number }>(items: readonly T[]): rea
   return items;
 }
 
-export function buildIndex(state: ClusterState, config: SchedulerConfig): ClusterIndex {
-  if (!Number.isFinite(state.nowMs)) throw new InvalidClusterStateError(`nowMs must be a finite number, got ${state.nowMs}`);
-  const nodeInfos = sortedById(state.nodes);
-  const zoneSet = new Set<string>();
-  for (const info of nodeInfos) zoneSet.add(info.zone);
-  const zones = [...zoneSet].sort();
-  const zoneIndex = new Map<string, number>();
-  zones.forEach((zone, i) => zoneIndex.set(zone, i));
+export class ClusterIndex {
+  readonly nowMs: number;
+  readonly rules: PlacementRules;
+  /** Every node: listed ones in id order, then unknown ones named by replicas or operators. */
+  readonly nodes: NodeSlot[] = [];
+  readonly nodeById = new Map<NodeId, NodeSlot>();
+  /** Nodes whose health is `up`, in id order: the only ones that receive replicas or leaders. */
+  readonly upNodes: NodeSlot[] = [];
+  /** Zone names, sorted. */
+  readonly zones: readonly string[];
+  /** Per zone: whether it has an up node. */
+  readonly zoneHasUpNode: boolean[];
+  /** Per zone: whether the rules let it hold voters. */
+  readonly zoneAllowsVoters: readonly boolean[];
+  /** Zones that allow voters and have an up node: how far voters of one range can spread. */
+  readonly voterZoneCount: number;
+  /** Zones with an up node. */
+  readonly upZoneCount: number;
+  /** Ranges in id order; `r` below is a position in this array. */
+  readonly ranges: readonly RangeInfo[];
+  readonly replicaStart: Int32Array;
+  readonly replicaNode: Int32Array;
+  /** Position of the node that leads range r, or -1 (none known, or not a replica). */
+  readonly leaderNode: Int32Array;
+  readonly nodeRangeStart: Int32Array;
+  readonly nodeRanges: Int32Array;
+  readonly inFlightCount: number;
+  private readonly flags: Uint8Array;
+  /** Listed nodes by id when ids are small non-negative integers (the usual case): faster than the map. */
+  private readonly denseById: (NodeSlot | undefined)[];
 
-  const nodes: NodeSlot[] = [];
-  const nodeById = new Map<NodeId, NodeSlot>();
-  const upNodes: NodeSlot[] = [];
-  const zoneHasUpNode = zones.map(() => false);
-  for (const info of nodeInfos) {
-    if (nodeById.has(info.id)) throw new InvalidClusterStateError(`node ${info.id} is listed twice`);
-    const weight = info.weight ?? 1;
-    if (!(Number.isFinite(weight) && weight > 0)) throw new InvalidSchedulerConfigError(`nodes[${info.id}].weight`, `must be a positive number, got ${weight}`);
-    const zone = zoneIndex.get(info.zone) as number;
-    const slot: NodeSlot = {
-      id: info.id,
-      info,
-      zone,
-      health: healthOf(info, state.nowMs, config.downReplaceAfterMs),
-      weight,
-      replicas: 0,
-      leaders: 0,
-      inFlight: 0,
-      ranges: [],
-    };
-    nodes.push(slot);
-    nodeById.set(info.id, slot);
-    if (slot.health === 'up') {
-      upNodes.push(slot);
-      zoneHasUpNode[zone] = true;
-    }
-  }
-  const slotOf = (id: NodeId): NodeSlot => {
-    let slot = nodeById.get(id);
-    if (slot === undefined) {
-      slot = { id, info: undefined, zone: -1, health: 'dead', weight: 1, replicas: 0, leaders: 0, inFlight: 0, ranges: [] };
-      nodes.push(slot);
-      nodeById.set(id, slot);
-    }
-    return slot;
-  };
-
-  const voterZones = state.rules.voterZones ?? [];
-  const zoneAllowsVoters = zones.map((zone) => voterZones.length === 0 || voterZones.includes(zone));
-  let voterZoneCount = 0;
-  zones.forEach((_, i) => {
-    if (zoneAllowsVoters[i] === true && zoneHasUpNode[i] === true) voterZoneCount++;
-  });
-
-  const ranges: RangeSlot[] = [];
-  const rangeById = new Map<number, RangeSlot>();
-  for (const info of sortedById(state.ranges)) {
-    if (rangeById.has(info.id)) throw new InvalidClusterStateError(`range ${info.id} is listed twice`);
-    const replicaNodes: NodeSlot[] = [];
-    for (const replica of info.replicas) {
-      const node = slotOf(replica.nodeId);
-      if (replicaNodes.includes(node)) throw new InvalidClusterStateError(`range ${info.id} has two replicas on node ${replica.nodeId}`);
-      replicaNodes.push(node);
-    }
-    const leaderIndex = info.leaderNodeId === undefined ? -1 : info.replicas.findIndex((r) => r.nodeId === info.leaderNodeId);
-    const slot: RangeSlot = {
-      info,
-      nodes: replicaNodes,
-      leader: leaderIndex < 0 ? undefined : replicaNodes[leaderIndex],
-      locked: false,
-      replicaMovable: false,
-      leaderMovable: false,
-    };
-    ranges.push(slot);
-    rangeById.set(info.id, slot);
-    for (const node of replicaNodes) {
-      node.replicas++;
-      node.ranges.push(slot);
-    }
-    if (slot.leader !== undefined) slot.leader.leaders++;
-  }
-
-  for (const { operator, nextStep } of state.inFlight) {
-    if (!Number.isSafeInteger(nextStep) || nextStep < 0 || nextStep > operator.steps.length) {
-      throw new InvalidClusterStateError(`operator ${operator.id}: nextStep ${nextStep} is outside [0, ${operator.steps.length}]`);
-    }
-    const range = rangeById.get(operator.rangeId);
-    if (range !== undefined) {
-      if (range.locked) throw new InvalidClusterStateError(`range ${operator.rangeId} has two operators in flight`);
-      range.locked = true;
-    }
-    const involved = new Set<NodeSlot>();
-    operator.steps.forEach((step, i) => {
-      if (step.rangeId !== operator.rangeId) throw new InvalidClusterStateError(`operator ${operator.id}: a step names range ${step.rangeId}`);
-      switch (step.kind) {
-        case 'add-learner':
-        case 'promote-learner':
-        case 'remove-replica': {
-          const node = slotOf(step.nodeId);
-          involved.add(node);
-          if (i >= nextStep && step.kind === 'add-learner') node.replicas++;
-          if (i >= nextStep && step.kind === 'remove-replica') node.replicas--;
-          break;
-        }
-        case 'transfer-leader': {
-          const from = slotOf(step.fromNodeId);
-          const to = slotOf(step.toNodeId);
-          involved.add(from).add(to);
-          if (i >= nextStep) {
-            from.leaders--;
-            to.leaders++;
-          }
-          break;
-        }
-        case 'split-range':
-          if (range?.leader !== undefined) involved.add(range.leader);
-          break;
+  constructor(state: ClusterState, config: SchedulerConfig) {
+    if (!Number.isFinite(state.nowMs)) throw new InvalidClusterStateError(`nowMs must be a finite number, got ${state.nowMs}`);
+    this.nowMs = state.nowMs;
+    this.rules = state.rules;
+    const nodeInfos = sortedById(state.nodes);
+    this.zones = [...new Set(nodeInfos.map((info) => info.zone))].sort();
+    const zoneIndex = new Map<string, number>();
+    this.zones.forEach((zone, i) => zoneIndex.set(zone, i));
+    this.zoneHasUpNode = this.zones.map(() => false);
+    for (const info of nodeInfos) {
+      if (this.nodeById.has(info.id)) throw new InvalidClusterStateError(`node ${info.id} is listed twice`);
+      const weight = info.weight ?? 1;
+      if (!(Number.isFinite(weight) && weight > 0)) throw new InvalidSchedulerConfigError(`nodes[${info.id}].weight`, `must be a positive number, got ${weight}`);
+      const zone = zoneIndex.get(info.zone) as number;
+      const node = this.addNode(info.id, info, zone, healthOf(info, state.nowMs, config.downReplaceAfterMs), weight);
+      if (node.health === 'up') {
+        this.upNodes.push(node);
+        this.zoneHasUpNode[zone] = true;
       }
-    });
-    for (const node of involved) node.inFlight++;
+    }
+    const maxId = nodeInfos.length === 0 ? -1 : (nodeInfos[nodeInfos.length - 1] as NodeInfo).id;
+    const dense = Number.isSafeInteger(maxId) && maxId < 4 * nodeInfos.length + 64 && nodeInfos.every((info) => Number.isSafeInteger(info.id) && info.id >= 0);
+    this.denseById = dense ? new Array<NodeSlot | undefined>(maxId + 1).fill(undefined) : [];
+    if (dense) for (const node of this.nodes) this.denseById[node.id] = node;
+    const voterZones = state.rules.voterZones ?? [];
+    this.zoneAllowsVoters = this.zones.map((zone) => voterZones.length === 0 || voterZones.includes(zone));
+    this.voterZoneCount = this.zones.filter((_, z) => this.zoneAllowsVoters[z] === true && this.zoneHasUpNode[z] === true).length;
+    this.upZoneCount = this.zoneHasUpNode.filter(Boolean).length;
+
+    // Ranges: replicas' node positions, leaders, counts.
+    this.ranges = sortedById(state.ranges);
+    const rangeCount = this.ranges.length;
+    let total = 0;
+    for (const info of this.ranges) total += info.replicas.length;
+    this.replicaStart = new Int32Array(rangeCount + 1);
+    this.replicaNode = new Int32Array(total);
+    this.leaderNode = new Int32Array(rangeCount).fill(-1);
+    this.flags = new Uint8Array(rangeCount);
+    const inFlightByRange = new Map<RangeId, Operator>();
+    for (const { operator } of state.inFlight) {
+      if (inFlightByRange.has(operator.rangeId)) throw new InvalidClusterStateError(`range ${operator.rangeId} has two operators in flight`);
+      inFlightByRange.set(operator.rangeId, operator);
+    }
+    let at = 0;
+    let previousId = Number.NEGATIVE_INFINITY;
+    for (let r = 0; r < rangeCount; r++) {
+      const info = this.ranges[r] as RangeInfo;
+      if (info.id === previousId) throw new InvalidClusterStateError(`range ${info.id} is listed twice`);
+      previousId = info.id;
+      this.replicaStart[r] = at;
+      for (const replica of info.replicas) {
+        const node = this.slotOf(replica.nodeId);
+        for (let i = this.replicaStart[r] as number; i < at; i++) {
+          if (this.replicaNode[i] === node.position) throw new InvalidClusterStateError(`range ${info.id} has two replicas on node ${replica.nodeId}`);
+        }
+        this.replicaNode[at++] = node.position;
+        node.replicas++;
+        if (replica.nodeId === info.leaderNodeId) {
+          this.leaderNode[r] = node.position;
+          node.leaders++;
+        }
+      }
+      if (inFlightByRange.has(info.id)) this.flags[r] = LOCKED;
+    }
+    this.replicaStart[rangeCount] = at;
+
+    // In-flight operators: project their remaining steps, charge their nodes.
+    for (const { operator, nextStep } of state.inFlight) {
+      if (!Number.isSafeInteger(nextStep) || nextStep < 0 || nextStep > operator.steps.length) {
+        throw new InvalidClusterStateError(`operator ${operator.id}: nextStep ${nextStep} is outside [0, ${operator.steps.length}]`);
+      }
+      operator.steps.forEach((step, i) => {
+        if (step.rangeId !== operator.rangeId) throw new InvalidClusterStateError(`operator ${operator.id}: a step names range ${step.rangeId}`);
+        if (i < nextStep) return;
+        if (step.kind === 'add-learner') this.slotOf(step.nodeId).replicas++;
+        else if (step.kind === 'remove-replica') this.slotOf(step.nodeId).replicas--;
+        else if (step.kind === 'transfer-leader') {
+          this.slotOf(step.fromNodeId).leaders--;
+          this.slotOf(step.toNodeId).leaders++;
+        }
+      });
+      const charges = operatorCharges(operator);
+      for (const id of charges.replicaNodes) this.slotOf(id).replicaOps++;
+      for (const id of charges.transferNodes) this.slotOf(id).transferOps++;
+    }
+    this.inFlightCount = state.inFlight.length;
+
+    // Ranges by node (counting sort: positions stay in ascending range order).
+    const nodeCount = this.nodes.length;
+    this.nodeRangeStart = new Int32Array(nodeCount + 1);
+    for (let i = 0; i < total; i++) {
+      const slot = (this.replicaNode[i] as number) + 1;
+      this.nodeRangeStart[slot] = (this.nodeRangeStart[slot] as number) + 1;
+    }
+    for (let n = 0; n < nodeCount; n++) this.nodeRangeStart[n + 1] = (this.nodeRangeStart[n + 1] as number) + (this.nodeRangeStart[n] as number);
+    this.nodeRanges = new Int32Array(total);
+    const fill = this.nodeRangeStart.slice(0, nodeCount);
+    for (let r = 0; r < rangeCount; r++) {
+      const end = this.replicaStart[r + 1] as number;
+      for (let i = this.replicaStart[r] as number; i < end; i++) {
+        const n = this.replicaNode[i] as number;
+        this.nodeRanges[fill[n] as number] = r;
+        fill[n] = (fill[n] as number) + 1;
+      }
+    }
   }
 
-  return {
-    nowMs: state.nowMs,
-    rules: state.rules,
-    nodes,
-    nodeById,
-    upNodes,
-    zones,
-    zoneHasUpNode,
-    zoneAllowsVoters,
-    voterZoneCount,
-    ranges,
-    inFlightCount: state.inFlight.length,
-  };
+  node(position: number): NodeSlot {
+    const node = this.nodes[position];
+    if (node === undefined) throw new RangeError(`no node at position ${position}`);
+    return node;
+  }
+
+  range(r: number): RangeInfo {
+    const range = this.ranges[r];
+    if (range === undefined) throw new RangeError(`no range at position ${r}`);
+    return range;
+  }
+
+  /** The node of replica `i` of range r (parallel to `range(r).replicas`). */
+  replicaNodeOf(r: number, i: number): NodeSlot {
+    return this.node(this.replicaNode[(this.replicaStart[r] as number) + i] as number);
+  }
+
+  leaderOf(r: number): NodeSlot | undefined {
+    const position = this.leaderNode[r] as number;
+    return position < 0 ? undefined : this.node(position);
+  }
+
+  /** Calls `visit(r)` for each range with a replica on `node`, in range id order, until it returns true. */
+  someRangeOf(node: NodeSlot, visit: (r: number) => boolean): boolean {
+    const end = this.nodeRangeStart[node.position + 1] as number;
+    for (let i = this.nodeRangeStart[node.position] as number; i < end; i++) {
+      if (visit(this.nodeRanges[i] as number)) return true;
+    }
+    return false;
+  }
+
+  isLocked(r: number): boolean {
+    return ((this.flags[r] as number) & LOCKED) !== 0;
+  }
+
+  lock(r: number): void {
+    this.flags[r] = (this.flags[r] as number) | LOCKED;
+  }
+
+  /** Healthy and correctly placed: a replica may move for balance (set by the classification). */
+  isReplicaMovable(r: number): boolean {
+    const flags = this.flags[r] as number;
+    return (flags & LOCKED) === 0 && (flags & REPLICA_MOVABLE) !== 0;
+  }
+
+  /** Its leader may move for balance (set by the classification). */
+  isLeaderMovable(r: number): boolean {
+    const flags = this.flags[r] as number;
+    return (flags & LOCKED) === 0 && (flags & LEADER_MOVABLE) !== 0;
+  }
+
+  markMovable(r: number, replica: boolean, leader: boolean): void {
+    this.flags[r] = ((this.flags[r] as number) & LOCKED) | (replica ? REPLICA_MOVABLE : 0) | (leader ? LEADER_MOVABLE : 0);
+  }
+
+  private addNode(id: NodeId, info: NodeInfo | undefined, zone: number, health: Health, weight: number): NodeSlot {
+    const node: NodeSlot = { id, position: this.nodes.length, info, zone, health, weight, replicas: 0, leaders: 0, replicaOps: 0, transferOps: 0 };
+    this.nodes.push(node);
+    this.nodeById.set(id, node);
+    return node;
+  }
+
+  /** The node with `id`, created as an unknown (dead) node if the node list does not have it. */
+  slotOf(id: NodeId): NodeSlot {
+    return this.denseById[id] ?? this.nodeById.get(id) ?? this.addNode(id, undefined, -1, 'dead', 1);
+  }
 }

@@ -12,11 +12,12 @@ export interface SchedulerConfig {
   /** Operators in flight in the whole cluster (earlier ones included); new ones stop at this bound. */
   readonly maxInFlightOperators: number;
   /**
-   * Operators in flight that involve one node (as the node receiving, losing, promoting or
-   * handing over a replica or a leader). Bounds the snapshots a node sends and receives at once.
-   * Nodes that are down are not counted: they do no work.
+   * Operators in flight that add a replica to one node (each a snapshot for it to receive; a
+   * promotion of its learner counts too). Removing a replica costs a node nothing worth limiting.
    */
   readonly maxInFlightPerNode: number;
+  /** Leader transfers in flight that involve one node, at either end. */
+  readonly maxLeaderTransfersPerNode: number;
   /** Split a range at or above this size (bytes). 96 MiB, for 64 MiB-class ranges. */
   readonly splitSizeBytes: number;
   /** Split a range at or above this many keys. */
@@ -38,6 +39,7 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = Object.freeze({
   maxOperatorsPerRound: 64,
   maxInFlightOperators: 256,
   maxInFlightPerNode: 4,
+  maxLeaderTransfersPerNode: 4,
   splitSizeBytes: 96 * 1024 * 1024,
   splitKeys: 1_000_000,
   splitQps: 2_500,
@@ -78,6 +80,7 @@ export function resolveSchedulerConfig(overrides: Partial<SchedulerConfig> = {})
   requireInteger('maxOperatorsPerRound', config.maxOperatorsPerRound, 0);
   requireInteger('maxInFlightOperators', config.maxInFlightOperators, 0);
   requireInteger('maxInFlightPerNode', config.maxInFlightPerNode, 1);
+  requireInteger('maxLeaderTransfersPerNode', config.maxLeaderTransfersPerNode, 1);
   requirePositive('splitSizeBytes', config.splitSizeBytes);
   requirePositive('splitKeys', config.splitKeys);
   requirePositive('splitQps', config.splitQps);

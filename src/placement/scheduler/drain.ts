@@ -9,27 +9,23 @@ import type { PlanResult } from './repair';
 import type { Round } from './round';
 import { pickLearnerTarget, pickLeaderTarget, pickVoterTarget } from './targets';
 
-export function needsDrain(view: RangeView): boolean {
-  return view.slot.nodes.some((node) => node.health === 'draining');
-}
-
 export function planDrain(round: Round, view: RangeView): PlanResult {
-  const leader = view.slot.leader;
-  if (leader !== undefined && leader.health === 'draining' && round.hasRoom(leader)) {
+  const leader = view.leader;
+  if (leader !== undefined && leader.health === 'draining' && round.hasTransferRoom(leader)) {
     const heir = pickLeaderTarget(round, view, leader);
     if (heir !== undefined) {
-      return [{ kind: 'transfer-leader', rangeId: view.slot.info.id, fromNodeId: leader.id, toNodeId: heir.id }];
+      return [{ kind: 'transfer-leader', rangeId: view.info.id, fromNodeId: leader.id, toNodeId: heir.id }];
     }
   }
   for (const voter of view.voters) {
-    if (voter.health !== 'draining' || !round.hasRoom(voter)) continue;
+    if (voter.health !== 'draining') continue;
     const to = pickVoterTarget(round, view, { replacing: voter });
     if (to === undefined) continue;
     const steps = voterMoveSteps(round, view, to, voter);
     if (steps !== undefined) return steps;
   }
   for (const learner of view.learners) {
-    if (learner.health !== 'draining' || !round.hasRoom(learner)) continue;
+    if (learner.health !== 'draining') continue;
     if (wantsLearnerIn(round.index, view, learner)) {
       const to = pickLearnerTarget(round, view, learner.zone);
       if (to !== undefined) return learnerMoveSteps(view, to, learner);

@@ -76,10 +76,6 @@ export function analyzeLearners(index: ClusterIndex, view: RangeView): LearnerAn
   return { deadKept, missingZones, excess };
 }
 
-export function needsLearnerWork(index: ClusterIndex, view: RangeView): boolean {
-  return analyzeLearners(index, view) !== NO_WORK;
-}
-
 /** Whether the rules want a learner in `learner`'s zone and `learner` is the one kept there. */
 export function wantsLearnerIn(index: ClusterIndex, view: RangeView, learner: NodeSlot): boolean {
   if (index.rules.learners === 'none' || learner.zone < 0) return false;
@@ -88,7 +84,7 @@ export function wantsLearnerIn(index: ClusterIndex, view: RangeView, learner: No
 
 export function planLearners(round: Round, view: RangeView): PlanResult {
   const { deadKept, missingZones, excess } = analyzeLearners(round.index, view);
-  const rangeId = view.slot.info.id;
+  const rangeId = view.info.id;
   for (const dead of deadKept) {
     const to = pickLearnerTarget(round, view, dead.zone);
     if (to !== undefined) return learnerMoveSteps(view, to, dead);
@@ -98,7 +94,7 @@ export function planLearners(round: Round, view: RangeView): PlanResult {
     const to = pickLearnerTarget(round, view, zone);
     if (to !== undefined) return learnerMoveSteps(view, to, undefined);
   }
-  const extra = excess.find((node) => round.hasRoom(node));
+  const extra = excess[0];
   if (extra !== undefined) {
     const steps: OperatorStep[] = [{ kind: 'remove-replica', rangeId, nodeId: extra.id }];
     return steps;

@@ -14,7 +14,7 @@ import type { OperatorStep } from './types';
  * leads and no voter can take leadership.
  */
 export function voterMoveSteps(round: Round, view: RangeView, to: NodeSlot, from: NodeSlot | undefined): OperatorStep[] | undefined {
-  const rangeId = view.slot.info.id;
+  const rangeId = view.info.id;
   const steps: OperatorStep[] = [];
   if (!view.learners.includes(to)) steps.push({ kind: 'add-learner', rangeId, nodeId: to.id });
   steps.push({ kind: 'promote-learner', rangeId, nodeId: to.id });
@@ -28,7 +28,7 @@ export function voterMoveSteps(round: Round, view: RangeView, to: NodeSlot, from
 
 /** Add a learner on `to`, then remove the learner on `from` (if any). */
 export function learnerMoveSteps(view: RangeView, to: NodeSlot, from: NodeSlot | undefined): OperatorStep[] {
-  const rangeId = view.slot.info.id;
+  const rangeId = view.info.id;
   const steps: OperatorStep[] = [{ kind: 'add-learner', rangeId, nodeId: to.id }];
   if (from !== undefined) steps.push({ kind: 'remove-replica', rangeId, nodeId: from.id });
   return steps;
@@ -39,9 +39,9 @@ export function learnerMoveSteps(view: RangeView, to: NodeSlot, from: NodeSlot |
  * voter, or `incoming`, a voter-to-be). Undefined when it leads and nobody can take over.
  */
 export function removalSteps(round: Round, view: RangeView, node: NodeSlot, incoming?: NodeSlot): OperatorStep[] | undefined {
-  const rangeId = view.slot.info.id;
+  const rangeId = view.info.id;
   const steps: OperatorStep[] = [];
-  if (view.slot.leader === node) {
+  if (view.leader === node) {
     const heir = pickLeaderTarget(round, view, node, incoming);
     if (heir === undefined) return undefined;
     steps.push({ kind: 'transfer-leader', rangeId, fromNodeId: node.id, toNodeId: heir.id });

@@ -13,11 +13,6 @@ import type { OperatorStep } from './types';
 
 export type PlanResult = readonly OperatorStep[] | 'no-target';
 
-export function needsRepair(index: ClusterIndex, view: RangeView): boolean {
-  if (view.voters.length !== index.rules.votersPerRange) return true;
-  return view.voters.some((voter) => voter.health === 'dead');
-}
-
 /** Lower is more urgent: how many more voters the range can lose before it loses its quorum. */
 export function repairUrgency(view: RangeView): number {
   return view.liveVoters - quorumSize(view.voters.length);
@@ -61,7 +56,6 @@ export function planRepair(round: Round, view: RangeView): PlanResult {
     for (const victim of removalOrder(index, view)) {
       // Removing a live voter must leave a live majority of the smaller set.
       if (isLive(victim) && view.liveVoters - 1 < quorumSize(voterCount - 1)) continue;
-      if (!round.hasRoom(victim)) continue;
       const steps = removalSteps(round, view, victim);
       if (steps !== undefined) return steps;
     }

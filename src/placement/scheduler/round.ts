@@ -3,7 +3,8 @@
 // limits, the one-operator-per-range rule and the projected counts are enforced in one place.
 
 import type { SchedulerConfig } from './config';
-import { isBudgeted, type ClusterIndex, type NodeSlot, type RangeSlot } from './cluster-index';
+import { isBudgeted, operatorCharges, type ClusterIndex, type NodeSlot } from './cluster-index';
+import type { RangeView } from './range-view';
 import type { Operator, OperatorPurpose, OperatorStep } from './types';
 
 export interface MutableCounts {
@@ -33,40 +34,41 @@ export class Round {
     return this.remaining <= 0;
   }
 
-  /** Whether `node` can take part in one more operator. */
+  /** Whether `node` can receive one more replica (or have a learner promoted). */
   hasRoom(node: NodeSlot): boolean {
-    return !isBudgeted(node) || node.inFlight < this.config.maxInFlightPerNode;
+    return !isBudgeted(node) || node.replicaOps < this.config.maxInFlightPerNode;
+  }
+
+  /** Whether `node` can take part in one more leader transfer. */
+  hasTransferRoom(node: NodeSlot): boolean {
+    return !isBudgeted(node) || node.transferOps < this.config.maxLeaderTransfersPerNode;
   }
 
   /**
    * Issue an operator of `steps` on `range` if the limits allow: lock the range, charge every node
    * involved, project the steps' effect on replica and leader counts.
    */
-  emit(range: RangeSlot, purpose: OperatorPurpose, steps: readonly OperatorStep[]): EmitResult {
-    if (range.locked) throw new TypeError(`range ${range.info.id} is locked: a policy planned it twice`);
-    const involved = new Set<NodeSlot>();
-    for (const step of steps) {
-      if (step.kind === 'transfer-leader') {
-        involved.add(this.node(step.fromNodeId)).add(this.node(step.toNodeId));
-      } else if (step.kind === 'split-range') {
-        if (range.leader !== undefined) involved.add(range.leader);
-      } else {
-        involved.add(this.node(step.nodeId));
-      }
-    }
-    if (this.remaining <= 0) {
+  emit(range: RangeView, purpose: OperatorPurpose, steps: readonly OperatorStep[]): EmitResult {
+    if (this.index.isLocked(range.r)) throw new TypeError(`range ${range.info.id} is locked: a policy planned it twice`);
+    const { epoch, id } = range.info;
+    const operator: Operator = {
+      id: `${purpose}/r${id}/v${epoch.version}/c${epoch.confVersion}`,
+      rangeId: id,
+      epoch: { confVersion: epoch.confVersion, version: epoch.version },
+      purpose,
+      steps,
+    };
+    const charges = operatorCharges(operator);
+    const replicaNodes = [...charges.replicaNodes].map((nodeId) => this.node(nodeId));
+    const transferNodes = [...charges.transferNodes].map((nodeId) => this.node(nodeId));
+    if (this.remaining <= 0 || !replicaNodes.every((node) => this.hasRoom(node)) || !transferNodes.every((node) => this.hasTransferRoom(node))) {
       this.counts.throttled++;
       return 'throttled';
     }
-    for (const node of involved) {
-      if (!this.hasRoom(node)) {
-        this.counts.throttled++;
-        return 'throttled';
-      }
-    }
     this.remaining--;
-    range.locked = true;
-    for (const node of involved) node.inFlight++;
+    this.index.lock(range.r);
+    for (const node of replicaNodes) node.replicaOps++;
+    for (const node of transferNodes) node.transferOps++;
     for (const step of steps) {
       if (step.kind === 'add-learner') this.node(step.nodeId).replicas++;
       else if (step.kind === 'remove-replica') this.node(step.nodeId).replicas--;
@@ -75,14 +77,7 @@ export class Round {
         this.node(step.toNodeId).leaders++;
       }
     }
-    const { epoch, id } = range.info;
-    this.operators.push({
-      id: `${purpose}/r${id}/v${epoch.version}/c${epoch.confVersion}`,
-      rangeId: id,
-      epoch: { confVersion: epoch.confVersion, version: epoch.version },
-      purpose,
-      steps,
-    });
+    this.operators.push(operator);
     return 'issued';
   }
 

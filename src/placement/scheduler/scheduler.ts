@@ -8,96 +8,99 @@
 
 import { balanceLeaders } from './balance-leaders';
 import { balanceReplicas, planZoneFix } from './balance-replicas';
-import { buildIndex } from './cluster-index';
+import { ClusterIndex } from './cluster-index';
 import { resolveSchedulerConfig, validateRules, type SchedulerConfig } from './config';
-import { needsDrain, planDrain } from './drain';
-import { needsLearnerWork, planLearners } from './learners';
-import { viewRange, zoneViolations, type RangeView } from './range-view';
-import { needsRepair, planRepair, repairUrgency, type PlanResult } from './repair';
+import { planDrain } from './drain';
+import { planLearners } from './learners';
+import { RangeFacts, viewRange, type RangeView } from './range-view';
+import { planRepair, repairUrgency, type PlanResult } from './repair';
 import { Round } from './round';
 import { splitReason } from './split';
 import type { ClusterState, OperatorPurpose, RangeId, ScheduleResult, SplitReason } from './types';
 
-function issue(round: Round, view: RangeView, purpose: OperatorPurpose, plan: (round: Round, view: RangeView) => PlanResult): void {
+type Planner = (round: Round, view: RangeView) => PlanResult;
+
+function issue(round: Round, view: RangeView, purpose: OperatorPurpose, plan: Planner): void {
   if (round.exhausted) {
     round.counts.throttled++;
     return;
   }
   const steps = plan(round, view);
   if (steps === 'no-target') round.counts.noTarget++;
-  else round.emit(view.slot, purpose, steps);
+  else round.emit(view, purpose, steps);
 }
 
 /**
  * Plan one round. `config` overrides the defaults (`DEFAULT_SCHEDULER_CONFIG`); it is validated
  * here. Throws `InvalidSchedulerConfigError` or `InvalidClusterStateError` on bad input only.
+ * Cost: O(nodes + replicas + in-flight steps) to index and classify, plus O(nodes) per operator.
  */
 export function schedule(state: ClusterState, config: Partial<SchedulerConfig> = {}): ScheduleResult {
   const resolved = resolveSchedulerConfig(config);
   validateRules(state.rules);
-  const index = buildIndex(state, resolved);
+  const index = new ClusterIndex(state, resolved);
   const round = new Round(index, resolved);
   const { counts } = round;
+  const target = state.rules.votersPerRange;
 
   const unavailableRanges: RangeId[] = [];
   const repairs: RangeView[] = [];
-  const drains: RangeView[] = [];
-  const learners: RangeView[] = [];
-  const zoneFixes: RangeView[] = [];
-  const splits: { view: RangeView; reason: SplitReason }[] = [];
+  const drains: number[] = [];
+  const learners: number[] = [];
+  const zoneFixes: number[] = [];
+  const splits: { r: number; reason: SplitReason }[] = [];
+  const facts = new RangeFacts(index);
 
-  for (const slot of index.ranges) {
-    if (slot.locked) {
+  for (let r = 0; r < index.ranges.length; r++) {
+    if (index.isLocked(r)) {
       counts.inFlight++;
       continue;
     }
-    const view = viewRange(slot);
-    if (!view.available) {
-      unavailableRanges.push(slot.info.id);
+    facts.load(r);
+    const info = index.range(r);
+    if (!facts.available) {
+      unavailableRanges.push(info.id);
       continue;
     }
-    if (!view.leaderLive) {
+    if (!facts.leaderLive) {
       counts.leaderless++;
       continue;
     }
-    const reason = splitReason(resolved, slot.info.stats);
+    const reason = splitReason(resolved, info.stats);
     if (reason !== undefined) {
-      splits.push({ view, reason });
+      splits.push({ r, reason });
       counts.split++;
     }
-    if (needsRepair(index, view)) {
-      repairs.push(view);
+    if (facts.voters !== target || facts.deadVoters > 0) {
+      repairs.push(viewRange(index, r));
       counts.repair++;
-      continue;
-    }
-    if (needsDrain(view)) {
-      drains.push(view);
+    } else if (facts.draining) {
+      drains.push(r);
       counts.drain++;
-      continue;
-    }
-    slot.leaderMovable = slot.leader?.health === 'up';
-    if (needsLearnerWork(index, view)) {
-      learners.push(view);
+    } else if (facts.learnerMismatch) {
+      index.markMovable(r, false, facts.leaderUp);
+      learners.push(r);
       counts.learner++;
-      continue;
+    } else if (facts.zoneViolations > 0) {
+      index.markMovable(r, false, facts.leaderUp);
+      zoneFixes.push(r);
+    } else {
+      index.markMovable(r, facts.allUp, facts.leaderUp);
     }
-    if (zoneViolations(index, view) > 0) {
-      zoneFixes.push(view);
-      continue;
-    }
-    slot.replicaMovable = slot.nodes.every((node) => node.health === 'up');
   }
 
-  repairs.sort((a, b) => repairUrgency(a) - repairUrgency(b) || a.slot.info.id - b.slot.info.id);
+  // Repairs in order of urgency: ranges closest to losing their quorum first.
+  repairs.sort((a, b) => repairUrgency(a) - repairUrgency(b) || a.info.id - b.info.id);
   for (const view of repairs) issue(round, view, 'repair', planRepair);
-  for (const view of drains) issue(round, view, 'drain', planDrain);
-  for (const view of learners) issue(round, view, 'learner', planLearners);
-  for (const view of zoneFixes) issue(round, view, 'balance-replicas', planZoneFix);
+  for (const r of drains) issue(round, viewRange(index, r), 'drain', planDrain);
+  for (const r of learners) issue(round, viewRange(index, r), 'learner', planLearners);
+  for (const r of zoneFixes) issue(round, viewRange(index, r), 'balance-replicas', planZoneFix);
   balanceReplicas(round);
   balanceLeaders(round);
-  for (const { view, reason } of splits) {
-    if (view.slot.locked) continue;
-    issue(round, view, 'split', () => [{ kind: 'split-range', rangeId: view.slot.info.id, reason }]);
+  for (const { r, reason } of splits) {
+    if (index.isLocked(r)) continue;
+    const rangeId = index.range(r).id;
+    issue(round, viewRange(index, r), 'split', () => [{ kind: 'split-range', rangeId, reason }]);
   }
 
   return { operators: round.operators, unavailableRanges, counts: { ...counts } };

@@ -20,7 +20,7 @@ export interface VoterTargetOptions {
 }
 
 function holds(view: RangeView, node: NodeSlot): boolean {
-  return view.slot.nodes.includes(node);
+  return view.nodes.includes(node);
 }
 
 /** The zone penalty of placing a voter of `view` on `candidate` (see `VoterTargetOptions`). */
@@ -84,7 +84,7 @@ export function pickLearnerTarget(round: Round, view: RangeView, zone: number, a
 export function pickLeaderTarget(round: Round, view: RangeView, from: NodeSlot, extra?: NodeSlot): NodeSlot | undefined {
   let best: NodeSlot | undefined;
   const consider = (candidate: NodeSlot): void => {
-    if (candidate === from || candidate.health !== 'up' || !round.hasRoom(candidate)) return;
+    if (candidate === from || candidate.health !== 'up' || !round.hasTransferRoom(candidate)) return;
     if (best === undefined || leaderScore(candidate) < leaderScore(best) || (leaderScore(candidate) === leaderScore(best) && candidate.id < best.id)) {
       best = candidate;
     }
