@@ -71,7 +71,9 @@ function pullTo(round: Round, band: Band, to: NodeSlot): void {
 }
 
 export function balanceLeaders(round: Round): void {
-  const up = round.index.upNodes;
+  // Only nodes in zones that may hold voters can lead.
+  const { index } = round;
+  const up = index.upNodes.filter((node) => index.zoneAllowsVoters[node.zone] === true);
   if (up.length < 2) return;
   let total = 0;
   let weight = 0;

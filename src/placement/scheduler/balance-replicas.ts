@@ -1,8 +1,9 @@
 // Policy 4, replica balance. First, voters placed against the zone rules (two in one zone while
 // enough zones have up nodes, or one in a zone not allowed to hold voters) move to a zone that
-// fixes it. Then replicas move from the most loaded up node to the least loaded ones until every up
-// node holds between mean × (1 − t) and mean × (1 + t) replicas per unit of weight (t =
-// `replicaBalanceTolerance`), or no move helps. Only ranges that are healthy and correctly placed
+// fixes it. Then, in each balance domain (a zone, when the rules fix each zone's share; otherwise
+// the nodes of all zones that may hold voters), replicas move from the most loaded up node to the
+// least loaded ones until every node holds between mean × (1 − t) and mean × (1 + t) replicas per
+// unit of weight (t = `replicaBalanceTolerance`), or no move helps. Only ranges that are healthy and correctly placed
 // move, each move never worsens the zone placement, and a move never inverts the pair it balances
 // (so nothing oscillates).
 
@@ -38,10 +39,13 @@ interface Band {
   readonly mean: number;
   readonly high: number;
   readonly low: number;
+  /** The domain is one zone: moves stay inside it. Undefined: any zone. */
+  readonly zone: number | undefined;
 }
 
 /** Whether moving one replica from `source` to `target` brings the pair toward the band, without inverting it. */
 function worthMoving(band: Band, source: NodeSlot, target: NodeSlot): boolean {
+  if (band.zone !== undefined && target.zone !== band.zone) return false;
   const s = replicaScore(source);
   const t = replicaScore(target);
   const towardBand = (s > band.high && t < band.mean) || (t < band.low && s > band.mean);
@@ -82,8 +86,21 @@ function moveOneOff(round: Round, band: Band, source: NodeSlot): boolean {
   return issued;
 }
 
-export function balanceReplicas(round: Round): void {
-  const up = round.index.upNodes;
+/**
+ * The groups of up nodes balanced against their own mean. When the rules fix how many replicas of
+ * every range each zone holds — one learner or voter in every zone (learner rule
+ * `zones-without-voter`), or no more voter zones than voters per range — each zone is its own
+ * domain: replicas can only move inside it. Otherwise one domain of the nodes in zones that may
+ * hold voters (nodes elsewhere hold nothing and must not drag the mean down).
+ */
+function balanceDomains(round: Round): { nodes: NodeSlot[]; zone: number | undefined }[] {
+  const { index } = round;
+  const perZone = index.rules.learners !== 'none' || index.voterZoneCount <= index.rules.votersPerRange;
+  if (!perZone) return [{ nodes: index.upNodes.filter((node) => index.zoneAllowsVoters[node.zone] === true), zone: undefined }];
+  return index.zones.map((_, zone) => ({ nodes: index.upNodes.filter((node) => node.zone === zone), zone }));
+}
+
+function balanceDomain(round: Round, up: readonly NodeSlot[], zone: number | undefined): void {
   if (up.length < 2) return;
   let total = 0;
   let weight = 0;
@@ -93,7 +110,7 @@ export function balanceReplicas(round: Round): void {
   }
   const mean = total / weight;
   const tolerance = round.config.replicaBalanceTolerance;
-  const band: Band = { mean, high: mean * (1 + tolerance), low: mean * (1 - tolerance) };
+  const band: Band = { mean, high: mean * (1 + tolerance), low: mean * (1 - tolerance), zone };
   const givenUp = new Set<NodeSlot>();
   while (!round.exhausted) {
     let source: NodeSlot | undefined;
@@ -108,4 +125,8 @@ export function balanceReplicas(round: Round): void {
     if (source === undefined || target === undefined || source === target || !worthMoving(band, source, target)) return;
     if (!moveOneOff(round, band, source)) givenUp.add(source);
   }
+}
+
+export function balanceReplicas(round: Round): void {
+  for (const domain of balanceDomains(round)) balanceDomain(round, domain.nodes, domain.zone);
 }
