@@ -53,7 +53,8 @@ function parseArgs(argv: readonly string[]): { options: Partial<SimulationOption
 
 function spreadLine(spread: Spread): string {
   return (
-    `up nodes ${spread.upNodes}, replicas/node ${spread.replicasMin}..${spread.replicasMax} (max/min ${spread.replicaSpread.toFixed(3)}), ` +
+    `up nodes ${spread.upNodes}, replicas/node ${spread.replicasMin}..${spread.replicasMax} (max/min ${spread.replicaSpread.toFixed(3)}; ` +
+    `inside a zone ${spread.replicaSpreadInZones.toFixed(3)}), ` +
     `leaders/node ${spread.leadersMin}..${spread.leadersMax} (max/min ${spread.leaderSpread.toFixed(3)}), ` +
     `ranges ${spread.ranges} (${spread.rangesOutOfPlace} out of place), on down nodes ${spread.replicasOnDownNodes}, ` +
     `on draining nodes ${spread.leftOnDrainingNodes}, oversized ${spread.oversizedRanges}`

@@ -55,7 +55,10 @@ export interface SimulationOptions {
   /** Share of ranges that start past the split size. */
   readonly oversizedRangeFraction: number;
   readonly maxRounds: number;
-  /** Converged: replicas max/min per up node at most this. */
+  /**
+   * Converged: replicas max/min per up node at most this — inside each zone when the rules fix each
+   * zone's share (learners in every zone, or no more zones than voters), over all up nodes otherwise.
+   */
   readonly replicaSpreadMax: number;
   /** Converged: leaders max/min per up node at most this. */
   readonly leaderSpreadMax: number;
@@ -108,6 +111,8 @@ export interface Spread {
   readonly replicasMax: number;
   /** replicasMax / replicasMin */
   readonly replicaSpread: number;
+  /** The largest max/min of replicas per up node inside one zone. */
+  readonly replicaSpreadInZones: number;
   readonly leadersMin: number;
   readonly leadersMax: number;
   readonly leaderSpread: number;
@@ -745,6 +750,8 @@ class Simulation {
       if (voters !== rules.votersPerRange || misplaced) outOfPlace++;
       if (range.stats.sizeBytes >= this.config.splitSizeBytes) oversized++;
     }
+    const zoneMin = new Array<number>(zoneCount).fill(Number.POSITIVE_INFINITY);
+    const zoneMax = new Array<number>(zoneCount).fill(0);
     let upNodes = 0;
     let replicasMin = Number.POSITIVE_INFINITY;
     let replicasMax = 0;
@@ -757,6 +764,9 @@ class Simulation {
       const l = leaders[node.id] as number;
       replicasMin = Math.min(replicasMin, r);
       replicasMax = Math.max(replicasMax, r);
+      const zone = zoneOf[node.id] as number;
+      zoneMin[zone] = Math.min(zoneMin[zone] as number, r);
+      zoneMax[zone] = Math.max(zoneMax[zone] as number, r);
       leadersMin = Math.min(leadersMin, l);
       leadersMax = Math.max(leadersMax, l);
     }
@@ -767,6 +777,7 @@ class Simulation {
       replicasMin,
       replicasMax,
       replicaSpread: ratio(replicasMax, replicasMin),
+      replicaSpreadInZones: Math.max(1, ...zoneMax.map((high, zone) => (zoneHasUp[zone] === 1 ? ratio(high, zoneMin[zone] as number) : 1))),
       leadersMin,
       leadersMax,
       leaderSpread: ratio(leadersMax, leadersMin),
@@ -778,13 +789,23 @@ class Simulation {
     };
   }
 
+  /**
+   * Whether the rules fix each zone's share of replicas (one replica of every range per zone, or
+   * one voter per zone when there are no more zones than voters): then the spread that can be
+   * reached is the one inside each zone, since failures and drains leave zones of different sizes.
+   */
+  private zoneShareFixed(): boolean {
+    return this.options.rules.learners !== 'none' || this.options.zones <= this.options.rules.votersPerRange;
+  }
+
   private isConverged(spread: Spread): boolean {
+    const replicaSpread = this.zoneShareFixed() ? spread.replicaSpreadInZones : spread.replicaSpread;
     return (
       spread.rangesOutOfPlace === 0 &&
       spread.replicasOnDownNodes === 0 &&
       spread.leftOnDrainingNodes === 0 &&
       spread.oversizedRanges === 0 &&
-      spread.replicaSpread <= this.options.replicaSpreadMax &&
+      replicaSpread <= this.options.replicaSpreadMax &&
       spread.leaderSpread <= this.options.leaderSpreadMax
     );
   }
