@@ -142,7 +142,20 @@ export function execute(state: ClusterState, operator: Operator, violations: Vio
   return { ...state, ranges };
 }
 
-/** Schedule and execute rounds until the scheduler issues nothing (or `maxRounds`). */
+/** Every learner has caught up (a round has passed). */
+function catchUp(state: ClusterState): ClusterState {
+  const ranges = state.ranges.map((info) =>
+    info.replicas.every((replica) => replica.role === 'voter' || replica.caughtUp === true)
+      ? info
+      : { ...info, replicas: info.replicas.map((replica) => (replica.role === 'learner' ? { ...replica, caughtUp: true } : replica)) },
+  );
+  return { ...state, ranges };
+}
+
+/**
+ * Schedule and execute rounds until the scheduler issues nothing (or `maxRounds`). An operator whose
+ * step must wait is dropped at the end of its round, as an executor's timeout would.
+ */
 export function settle(start: ClusterState, config: Partial<SchedulerConfig> = TEST_CONFIG, maxRounds = 100): Settled {
   let state = start;
   const operators: Operator[] = [];
@@ -154,6 +167,7 @@ export function settle(start: ClusterState, config: Partial<SchedulerConfig> = T
       operators.push(operator);
       state = execute(state, operator, violations);
     }
+    state = catchUp(state);
   }
   return { state, rounds: maxRounds, operators, violations };
 }

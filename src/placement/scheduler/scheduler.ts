@@ -82,8 +82,10 @@ export function schedule(state: ClusterState, config: Partial<SchedulerConfig> =
       learners.push(r);
       counts.learner++;
     } else if (facts.zoneViolations > 0) {
+      // Fixed only once every replica is up: a move off a suspect or recently-down node would
+      // replace it before its time.
       index.markMovable(r, false, facts.leaderUp);
-      zoneFixes.push(r);
+      if (facts.allUp) zoneFixes.push(r);
     } else {
       index.markMovable(r, facts.allUp, facts.leaderUp);
     }
