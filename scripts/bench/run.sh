@@ -19,7 +19,8 @@
 #     --keep                  keep the clusters' data directories
 #     --max-seconds 2400      hard bound of the whole script   (BENCH_MAX_SECONDS)
 #
-# Experiments: BENCH_KVD_ARGS adds kvd flags (e.g. "--snapshot-entries 1000000"), BENCH_CLIENT_NODE_FLAGS
+# Experiments: BENCH_KVD_ARGS adds kvd flags (e.g. "--snapshot-entries 1000000"), BENCH_KVD_NODE_FLAGS adds
+# node flags of the kvd processes (e.g. "--max-semi-space-size=64"), BENCH_CLIENT_NODE_FLAGS
 # sets node flags of the benchmark client process (default "--stack-trace-limit=0"; "" for none).
 # Ports: RangeKV 127.0.0.1:$KV_BASE_PORT+i (default 27400+i), etcd clients $BENCH_ETCD_PORT+i
 # (default 23790+i), etcd peers $BENCH_ETCD_PORT+10+i. Needs the `etcd` binary (Debian: etcd-server).
@@ -43,6 +44,7 @@ build=1
 keep=0
 rkv_base="${KV_BASE_PORT:-27400}"
 read -r -a kvd_args <<<"${BENCH_KVD_ARGS:-}"
+read -r -a kvd_node_flags <<<"${BENCH_KVD_NODE_FLAGS:-}"
 # The load generator skips capturing a stack trace per gRPC call (grpc-js makes an Error per
 # unary call): ~15% less client CPU for both targets; server figures are unaffected.
 read -r -a client_node_flags <<<"${BENCH_CLIENT_NODE_FLAGS---stack-trace-limit=0}"
@@ -157,7 +159,7 @@ start_rkv() { # [node flags...]
   mkdir -p "$tmp/rkv"
   rkv_pids=()
   for i in 1 2 3; do
-    node "$@" "$root/bin/kvd" --id "$i" --listen "127.0.0.1:$((rkv_base + i))" --data "$tmp/rkv/data$i" \
+    node "${kvd_node_flags[@]}" "$@" "$root/bin/kvd" --id "$i" --listen "127.0.0.1:$((rkv_base + i))" --data "$tmp/rkv/data$i" \
       --initial-cluster "$rkv_initial" "${kvd_args[@]}" >>"$out/kvd$i.log" 2>&1 &
     rkv_pids+=($!)
   done
