@@ -1,18 +1,21 @@
 // Policy 4, replica balance. First, voters placed against the zone rules (two in one zone while
 // enough zones have up nodes, or one in a zone not allowed to hold voters) move to a zone that
-// fixes it. Then, in each balance domain (a zone, when the rules fix each zone's share; otherwise
-// the nodes of all zones that may hold voters), replicas move from the most loaded up node to the
-// least loaded ones until every node holds between mean × (1 − t) and mean × (1 + t) replicas per
-// unit of weight (t = `replicaBalanceTolerance`), or no move helps. Only ranges that are healthy and correctly placed
-// move, each move never worsens the zone placement, and a move never inverts the pair it balances
-// (so nothing oscillates).
+// fixes it. Then voters and learners are balanced separately — voters so that every node can take
+// its share of leaders, learners so that they do not pile onto the newest nodes — each in its
+// balance domains (see `balanceDomains`): replicas move from the most loaded up node to the least
+// loaded ones until every node holds between mean × (1 − t) and mean × (1 + t) of them per unit
+// of weight (t = `replicaBalanceTolerance`), or no move helps. Balanced voters and learners make
+// balanced replica counts. Only ranges that are healthy and correctly placed move, a move never
+// worsens the zone placement, and a move never inverts the pair it balances (so nothing
+// oscillates).
 
 import type { NodeSlot } from './cluster-index';
 import { learnerMoveSteps, voterMoveSteps } from './moves';
-import { replicaScore, viewRange, votersPerZone, type RangeView } from './range-view';
+import { learnerScore, viewRange, voterScore, votersPerZone, type RangeView } from './range-view';
 import type { PlanResult } from './repair';
 import type { Round } from './round';
 import { pickLearnerTarget, pickVoterTarget, voterZonePenalty } from './targets';
+import type { ReplicaRole } from './types';
 
 /** Ranges tried per source node before giving up on it for this round. */
 const ATTEMPTS_PER_SOURCE = 8;
@@ -25,7 +28,7 @@ export function planZoneFix(round: Round, view: RangeView): PlanResult {
     (voter) => voter.zone < 0 || index.zoneAllowsVoters[voter.zone] !== true || (perZone[voter.zone] ?? 0) > 1,
   );
   // Prefer moving a replica that is not the leader, from the most loaded node.
-  offenders.sort((a, b) => Number(a === view.leader) - Number(b === view.leader) || replicaScore(b) - replicaScore(a) || a.id - b.id);
+  offenders.sort((a, b) => Number(a === view.leader) - Number(b === view.leader) || voterScore(b) - voterScore(a) || a.id - b.id);
   for (const voter of offenders) {
     const to = pickVoterTarget(round, view, { replacing: voter, maxZonePenalty: 1 });
     if (to === undefined) continue;
@@ -36,6 +39,7 @@ export function planZoneFix(round: Round, view: RangeView): PlanResult {
 }
 
 interface Band {
+  readonly role: ReplicaRole;
   readonly mean: number;
   readonly high: number;
   readonly low: number;
@@ -43,19 +47,27 @@ interface Band {
   readonly zone: number | undefined;
 }
 
-/** Whether moving one replica from `source` to `target` brings the pair toward the band, without inverting it. */
-function worthMoving(band: Band, source: NodeSlot, target: NodeSlot): boolean {
-  if (band.zone !== undefined && target.zone !== band.zone) return false;
-  const s = replicaScore(source);
-  const t = replicaScore(target);
-  const towardBand = (s > band.high && t < band.mean) || (t < band.low && s > band.mean);
-  return towardBand && (source.replicas - 1) / source.weight >= (target.replicas + 1) / target.weight;
+function count(band: Band, node: NodeSlot): number {
+  return band.role === 'voter' ? node.voters : node.learners;
 }
 
-/** Plan one move off `source` for `range`, if a target is worth it. */
+function score(band: Band, node: NodeSlot): number {
+  return band.role === 'voter' ? voterScore(node) : learnerScore(node);
+}
+
+/** Whether moving one replica of the band's role from `source` to `target` brings the pair toward the band, without inverting it. */
+function worthMoving(band: Band, source: NodeSlot, target: NodeSlot): boolean {
+  if (band.zone !== undefined && target.zone !== band.zone) return false;
+  const s = score(band, source);
+  const t = score(band, target);
+  const towardBand = (s > band.high && t < band.mean) || (t < band.low && s > band.mean);
+  return towardBand && (count(band, source) - 1) / source.weight >= (count(band, target) + 1) / target.weight;
+}
+
+/** Plan one move off `source` for `view`, if a target is worth it. */
 function planMoveOff(round: Round, band: Band, view: RangeView, source: NodeSlot): PlanResult {
   const accept = (candidate: NodeSlot): boolean => worthMoving(band, source, candidate);
-  if (view.learners.includes(source)) {
+  if (band.role === 'learner') {
     const to = pickLearnerTarget(round, view, source.zone, accept);
     return to === undefined ? 'no-target' : learnerMoveSteps(view, to, source);
   }
@@ -66,7 +78,7 @@ function planMoveOff(round: Round, band: Band, view: RangeView, source: NodeSlot
   return voterMoveSteps(round, view, to, source) ?? 'no-target';
 }
 
-/** One move off `source`: non-leader replicas first (no transfer needed). */
+/** One move of a replica of the band's role off `source`: non-leader replicas first (no transfer needed). */
 function moveOneOff(round: Round, band: Band, source: NodeSlot): boolean {
   const { index } = round;
   let attempts = 0;
@@ -74,6 +86,7 @@ function moveOneOff(round: Round, band: Band, source: NodeSlot): boolean {
   for (const leaderPass of [false, true]) {
     const done = index.someRangeOf(source, (r) => {
       if (!index.isReplicaMovable(r) || (index.leaderOf(r) === source) !== leaderPass) return false;
+      if (index.range(r).replicas.find((replica) => replica.nodeId === source.id)?.role !== band.role) return false;
       if (++attempts > ATTEMPTS_PER_SOURCE) return true;
       const view = viewRange(index, r);
       const plan = planMoveOff(round, band, view, source);
@@ -87,39 +100,39 @@ function moveOneOff(round: Round, band: Band, source: NodeSlot): boolean {
 }
 
 /**
- * The groups of up nodes balanced against their own mean. When the rules fix how many replicas of
- * every range each zone holds — one learner or voter in every zone (learner rule
- * `zones-without-voter`), or no more voter zones than voters per range — each zone is its own
- * domain: replicas can only move inside it. Otherwise one domain of the nodes in zones that may
- * hold voters (nodes elsewhere hold nothing and must not drag the mean down).
+ * The groups of up nodes balanced against their own mean, per role. Learners never leave their
+ * zone: one domain per zone. Voters: when the rules fix how many replicas of every range each zone
+ * holds — one learner or voter in every zone (learner rule `zones-without-voter`), or no more
+ * voter zones than voters per range — each zone is its own domain; otherwise one domain of the
+ * nodes in zones that may hold voters (nodes elsewhere hold none and must not drag the mean down).
  */
-function balanceDomains(round: Round): { nodes: NodeSlot[]; zone: number | undefined }[] {
+function balanceDomains(round: Round, role: ReplicaRole): { nodes: NodeSlot[]; zone: number | undefined }[] {
   const { index } = round;
-  const perZone = index.rules.learners !== 'none' || index.voterZoneCount <= index.rules.votersPerRange;
+  const perZone = role === 'learner' || index.rules.learners !== 'none' || index.voterZoneCount <= index.rules.votersPerRange;
   if (!perZone) return [{ nodes: index.upNodes.filter((node) => index.zoneAllowsVoters[node.zone] === true), zone: undefined }];
   return index.zones.map((_, zone) => ({ nodes: index.upNodes.filter((node) => node.zone === zone), zone }));
 }
 
-function balanceDomain(round: Round, up: readonly NodeSlot[], zone: number | undefined): void {
+function balanceDomain(round: Round, role: ReplicaRole, up: readonly NodeSlot[], zone: number | undefined): void {
   if (up.length < 2) return;
   let total = 0;
   let weight = 0;
   for (const node of up) {
-    total += node.replicas;
+    total += role === 'voter' ? node.voters : node.learners;
     weight += node.weight;
   }
   const mean = total / weight;
   const tolerance = round.config.replicaBalanceTolerance;
-  const band: Band = { mean, high: mean * (1 + tolerance), low: mean * (1 - tolerance), zone };
+  const band: Band = { role, mean, high: mean * (1 + tolerance), low: mean * (1 - tolerance), zone };
   const givenUp = new Set<NodeSlot>();
   while (!round.exhausted) {
     let source: NodeSlot | undefined;
     let target: NodeSlot | undefined;
     for (const node of up) {
       // Giving a replica away costs the source nothing; receiving one takes room.
-      const score = replicaScore(node);
-      if (!givenUp.has(node) && score > mean && (source === undefined || score > replicaScore(source))) source = node;
-      if (round.hasRoom(node) && (target === undefined || score < replicaScore(target))) target = node;
+      const s = score(band, node);
+      if (!givenUp.has(node) && s > mean && (source === undefined || s > score(band, source))) source = node;
+      if (round.hasRoom(node) && (target === undefined || s < score(band, target))) target = node;
     }
     // The most loaded source and the least loaded target: if this pair is not worth a move, no pair is.
     if (source === undefined || target === undefined || source === target || !worthMoving(band, source, target)) return;
@@ -128,5 +141,8 @@ function balanceDomain(round: Round, up: readonly NodeSlot[], zone: number | und
 }
 
 export function balanceReplicas(round: Round): void {
-  for (const domain of balanceDomains(round)) balanceDomain(round, domain.nodes, domain.zone);
+  const roles: ReplicaRole[] = round.index.rules.learners === 'none' ? ['voter'] : ['voter', 'learner'];
+  for (const role of roles) {
+    for (const domain of balanceDomains(round, role)) balanceDomain(round, role, domain.nodes, domain.zone);
+  }
 }

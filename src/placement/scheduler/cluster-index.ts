@@ -12,7 +12,7 @@
 
 import { InvalidClusterStateError, InvalidSchedulerConfigError } from './errors';
 import type { SchedulerConfig } from './config';
-import type { ClusterState, NodeId, NodeInfo, Operator, PlacementRules, RangeId, RangeInfo } from './types';
+import type { ClusterState, NodeId, NodeInfo, Operator, OperatorStep, PlacementRules, RangeId, RangeInfo, ReplicaInfo, ReplicaRole } from './types';
 
 /**
  * A node's health for scheduling: `down` is down for less than `downReplaceAfterMs` (its replicas
@@ -30,8 +30,9 @@ export interface NodeSlot {
   readonly zone: number;
   readonly health: Health;
   readonly weight: number;
-  /** Replicas (voters and learners), projected through in-flight operators. */
-  replicas: number;
+  /** Voters and learners held, projected through in-flight operators. */
+  voters: number;
+  learners: number;
   /** Leaders, projected through in-flight transfers. */
   leaders: number;
   /** Operators in flight (issued this round included) that add a replica here. */
@@ -86,6 +87,48 @@ export function operatorCharges(operator: Operator): OperatorCharges {
     else if (step.kind === 'transfer-leader') transferNodes.add(step.fromNodeId).add(step.toNodeId);
   }
   return { replicaNodes, transferNodes };
+}
+
+/**
+ * Project `steps` from `start` on onto the nodes' counts, starting from the range's current
+ * `replicas` (steps before `start` are already in them): a learner added counts as a learner, a
+ * promotion turns it into a voter, a removal takes away whatever the replica is by then.
+ */
+export function projectSteps(steps: readonly OperatorStep[], start: number, replicas: readonly ReplicaInfo[], slotOf: (id: NodeId) => NodeSlot): void {
+  const roles = new Map<NodeId, ReplicaRole>();
+  for (const replica of replicas) roles.set(replica.nodeId, replica.role);
+  for (let i = start; i < steps.length; i++) {
+    const step = steps[i] as OperatorStep;
+    switch (step.kind) {
+      case 'add-learner':
+        if (!roles.has(step.nodeId)) {
+          roles.set(step.nodeId, 'learner');
+          slotOf(step.nodeId).learners++;
+        }
+        break;
+      case 'promote-learner':
+        if (roles.get(step.nodeId) === 'learner') {
+          roles.set(step.nodeId, 'voter');
+          const node = slotOf(step.nodeId);
+          node.learners--;
+          node.voters++;
+        }
+        break;
+      case 'remove-replica': {
+        const role = roles.get(step.nodeId);
+        if (role === 'voter') slotOf(step.nodeId).voters--;
+        if (role === 'learner') slotOf(step.nodeId).learners--;
+        roles.delete(step.nodeId);
+        break;
+      }
+      case 'transfer-leader':
+        slotOf(step.fromNodeId).leaders--;
+        slotOf(step.toNodeId).leaders++;
+        break;
+      case 'split-range':
+        break;
+    }
+  }
 }
 
 const LOCKED = 1;
@@ -169,6 +212,7 @@ export class ClusterIndex {
     this.leaderNode = new Int32Array(rangeCount).fill(-1);
     this.flags = new Uint8Array(rangeCount);
     const inFlightByRange = new Map<RangeId, Operator>();
+    const lockedRanges = new Map<RangeId, RangeInfo>();
     for (const { operator } of state.inFlight) {
       if (inFlightByRange.has(operator.rangeId)) throw new InvalidClusterStateError(`range ${operator.rangeId} has two operators in flight`);
       inFlightByRange.set(operator.rangeId, operator);
@@ -186,13 +230,17 @@ export class ClusterIndex {
           if (this.replicaNode[i] === node.position) throw new InvalidClusterStateError(`range ${info.id} has two replicas on node ${replica.nodeId}`);
         }
         this.replicaNode[at++] = node.position;
-        node.replicas++;
+        if (replica.role === 'voter') node.voters++;
+        else node.learners++;
         if (replica.nodeId === info.leaderNodeId) {
           this.leaderNode[r] = node.position;
           node.leaders++;
         }
       }
-      if (inFlightByRange.has(info.id)) this.flags[r] = LOCKED;
+      if (inFlightByRange.has(info.id)) {
+        this.flags[r] = LOCKED;
+        lockedRanges.set(info.id, info);
+      }
     }
     this.replicaStart[rangeCount] = at;
 
@@ -201,16 +249,10 @@ export class ClusterIndex {
       if (!Number.isSafeInteger(nextStep) || nextStep < 0 || nextStep > operator.steps.length) {
         throw new InvalidClusterStateError(`operator ${operator.id}: nextStep ${nextStep} is outside [0, ${operator.steps.length}]`);
       }
-      operator.steps.forEach((step, i) => {
+      for (const step of operator.steps) {
         if (step.rangeId !== operator.rangeId) throw new InvalidClusterStateError(`operator ${operator.id}: a step names range ${step.rangeId}`);
-        if (i < nextStep) return;
-        if (step.kind === 'add-learner') this.slotOf(step.nodeId).replicas++;
-        else if (step.kind === 'remove-replica') this.slotOf(step.nodeId).replicas--;
-        else if (step.kind === 'transfer-leader') {
-          this.slotOf(step.fromNodeId).leaders--;
-          this.slotOf(step.toNodeId).leaders++;
-        }
-      });
+      }
+      projectSteps(operator.steps, nextStep, lockedRanges.get(operator.rangeId)?.replicas ?? [], (id) => this.slotOf(id));
       const charges = operatorCharges(operator);
       for (const id of charges.replicaNodes) this.slotOf(id).replicaOps++;
       for (const id of charges.transferNodes) this.slotOf(id).transferOps++;
@@ -293,7 +335,7 @@ export class ClusterIndex {
   }
 
   private addNode(id: NodeId, info: NodeInfo | undefined, zone: number, health: Health, weight: number): NodeSlot {
-    const node: NodeSlot = { id, position: this.nodes.length, info, zone, health, weight, replicas: 0, leaders: 0, replicaOps: 0, transferOps: 0 };
+    const node: NodeSlot = { id, position: this.nodes.length, info, zone, health, weight, voters: 0, learners: 0, leaders: 0, replicaOps: 0, transferOps: 0 };
     this.nodes.push(node);
     this.nodeById.set(id, node);
     return node;

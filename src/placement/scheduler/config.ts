@@ -14,6 +14,7 @@ export interface SchedulerConfig {
   /**
    * Operators in flight that add a replica to one node (each a snapshot for it to receive; a
    * promotion of its learner counts too). Removing a replica costs a node nothing worth limiting.
+   * Repair and drain may use all of it; learner placement and balance leave a quarter free for them.
    */
   readonly maxInFlightPerNode: number;
   /** Leader transfers in flight that involve one node, at either end. */

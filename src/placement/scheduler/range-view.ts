@@ -161,9 +161,14 @@ export function learnersPerZone(index: ClusterIndex, view: RangeView, except?: N
   return counts;
 }
 
-/** Replica load per unit of weight. */
-export function replicaScore(node: NodeSlot): number {
-  return node.replicas / node.weight;
+/** Voters per unit of weight. */
+export function voterScore(node: NodeSlot): number {
+  return node.voters / node.weight;
+}
+
+/** Learners per unit of weight. */
+export function learnerScore(node: NodeSlot): number {
+  return node.learners / node.weight;
 }
 
 /** Leader load per unit of weight. */

@@ -5,7 +5,7 @@
 
 import { isLive, type ClusterIndex, type NodeSlot } from './cluster-index';
 import { voterMoveSteps, removalSteps } from './moves';
-import { replicaScore, votersPerZone, type RangeView } from './range-view';
+import { voterScore, votersPerZone, type RangeView } from './range-view';
 import type { Round } from './round';
 import { quorumSize } from './safety';
 import { pickVoterTarget, voterZonePenalty } from './targets';
@@ -29,7 +29,7 @@ function removalOrder(index: ClusterIndex, view: RangeView): NodeSlot[] {
     (a, b) =>
       HEALTH_RANK[a.health] - HEALTH_RANK[b.health] ||
       misplaced(a) - misplaced(b) ||
-      replicaScore(b) - replicaScore(a) ||
+      voterScore(b) - voterScore(a) ||
       a.id - b.id,
   );
 }

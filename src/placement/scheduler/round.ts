@@ -3,7 +3,7 @@
 // limits, the one-operator-per-range rule and the projected counts are enforced in one place.
 
 import type { SchedulerConfig } from './config';
-import { isBudgeted, operatorCharges, type ClusterIndex, type NodeSlot } from './cluster-index';
+import { isBudgeted, operatorCharges, projectSteps, type ClusterIndex, type NodeSlot } from './cluster-index';
 import type { RangeView } from './range-view';
 import type { Operator, OperatorPurpose, OperatorStep } from './types';
 
@@ -23,10 +23,17 @@ export type EmitResult = 'issued' | 'throttled';
 export class Round {
   readonly operators: Operator[] = [];
   readonly counts: MutableCounts = { repair: 0, drain: 0, learner: 0, split: 0, throttled: 0, noTarget: 0, leaderless: 0, inFlight: 0 };
+  /**
+   * Urgent work (repair, drain) may fill a node's `maxInFlightPerNode`; background work (learners,
+   * balance) leaves a quarter of it free, so a long rebalance never starves a repair of targets.
+   */
+  urgent = true;
   private remaining: number;
+  private readonly backgroundReplicaOps: number;
 
   constructor(readonly index: ClusterIndex, readonly config: SchedulerConfig) {
     this.remaining = Math.max(0, Math.min(config.maxOperatorsPerRound, config.maxInFlightOperators - index.inFlightCount));
+    this.backgroundReplicaOps = config.maxInFlightPerNode - Math.floor(config.maxInFlightPerNode / 4);
   }
 
   /** No operator can be issued any more this round. */
@@ -36,7 +43,7 @@ export class Round {
 
   /** Whether `node` can receive one more replica (or have a learner promoted). */
   hasRoom(node: NodeSlot): boolean {
-    return !isBudgeted(node) || node.replicaOps < this.config.maxInFlightPerNode;
+    return !isBudgeted(node) || node.replicaOps < (this.urgent ? this.config.maxInFlightPerNode : this.backgroundReplicaOps);
   }
 
   /** Whether `node` can take part in one more leader transfer. */
@@ -69,14 +76,7 @@ export class Round {
     this.index.lock(range.r);
     for (const node of replicaNodes) node.replicaOps++;
     for (const node of transferNodes) node.transferOps++;
-    for (const step of steps) {
-      if (step.kind === 'add-learner') this.node(step.nodeId).replicas++;
-      else if (step.kind === 'remove-replica') this.node(step.nodeId).replicas--;
-      else if (step.kind === 'transfer-leader') {
-        this.node(step.fromNodeId).leaders--;
-        this.node(step.toNodeId).leaders++;
-      }
-    }
+    projectSteps(steps, 0, range.info.replicas, (nodeId) => this.node(nodeId));
     this.operators.push(operator);
     return 'issued';
   }

@@ -95,6 +95,7 @@ export function schedule(state: ClusterState, config: Partial<SchedulerConfig> =
   repairs.sort((a, b) => repairUrgency(a) - repairUrgency(b) || a.info.id - b.info.id);
   for (const view of repairs) issue(round, view, 'repair', planRepair);
   for (const r of drains) issue(round, viewRange(index, r), 'drain', planDrain);
+  round.urgent = false;
   for (const r of learners) issue(round, viewRange(index, r), 'learner', planLearners);
   for (const r of zoneFixes) issue(round, viewRange(index, r), 'balance-replicas', planZoneFix);
   balanceReplicas(round);

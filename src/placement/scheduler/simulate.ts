@@ -348,6 +348,13 @@ class Simulation {
         const node = rng.pick(candidates);
         if (!replicas.some((replica) => replica.nodeId === node.id)) replicas.push({ nodeId: node.id, role: 'voter' });
       }
+      if (options.rules.learners === 'zones-without-voter') {
+        // Start placed by the rules: a caught-up learner in every zone without a voter.
+        const voterZones = new Set(replicas.map((replica) => this.nodeOf(replica.nodeId)?.zone));
+        byZone.forEach((candidates, z) => {
+          if (!voterZones.has(this.zones[z])) replicas.push({ nodeId: rng.pick(candidates).id, role: 'learner', caughtUp: true });
+        });
+      }
       const oversized = rng.chance(options.oversizedRangeFraction);
       const sizeBytes = oversized ? Math.floor(this.config.splitSizeBytes * (1.1 + rng.next() * 2)) : rng.intn(Math.floor(this.config.splitSizeBytes * 0.6));
       this.addRange({

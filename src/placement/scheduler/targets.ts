@@ -37,7 +37,7 @@ function zonePenalty(perZone: readonly number[], learnerZones: readonly number[]
 
 /**
  * The best node for a new voter of `view`: in a zone allowed to hold voters, with the lowest zone
- * penalty, then the fewest replicas per unit of weight (counting the new one), then the lowest id.
+ * penalty, then the fewest voters per unit of weight (counting the new one), then the lowest id.
  */
 export function pickVoterTarget(round: Round, view: RangeView, options: VoterTargetOptions = {}): NodeSlot | undefined {
   const { index } = round;
@@ -52,7 +52,7 @@ export function pickVoterTarget(round: Round, view: RangeView, options: VoterTar
     if (holds(view, candidate) || !round.hasRoom(candidate)) continue;
     const penalty = zonePenalty(perZone, learnerZones, candidate.zone);
     if (penalty > maxPenalty) continue;
-    const score = (candidate.replicas + 1) / candidate.weight;
+    const score = (candidate.voters + 1) / candidate.weight;
     if (best !== undefined && (penalty > bestPenalty || (penalty === bestPenalty && score >= bestScore))) continue;
     if (options.accept !== undefined && !options.accept(candidate)) continue;
     best = candidate;
@@ -62,13 +62,13 @@ export function pickVoterTarget(round: Round, view: RangeView, options: VoterTar
   return best;
 }
 
-/** The best node for a learner of `view` in `zone`: fewest replicas per weight, then lowest id. */
+/** The best node for a learner of `view` in `zone`: fewest learners per weight, then lowest id. */
 export function pickLearnerTarget(round: Round, view: RangeView, zone: number, accept?: (candidate: NodeSlot) => boolean): NodeSlot | undefined {
   let best: NodeSlot | undefined;
   let bestScore = 0;
   for (const candidate of round.index.upNodes) {
     if (candidate.zone !== zone || holds(view, candidate) || !round.hasRoom(candidate)) continue;
-    const score = (candidate.replicas + 1) / candidate.weight;
+    const score = (candidate.learners + 1) / candidate.weight;
     if (best !== undefined && score >= bestScore) continue;
     if (accept !== undefined && !accept(candidate)) continue;
     best = candidate;
