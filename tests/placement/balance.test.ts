@@ -123,3 +123,50 @@ describe('leader balance', () => {
     }
   });
 });
+
+describe('balance with learners and limits', () => {
+  it('balances voters and learners separately, so a new node also gets voters (and can lead)', () => {
+    const rules = { votersPerRange: 3, learners: 'zones-without-voter' as const };
+    // Zones a..d, two nodes each; every range has voters in three zones and a learner in the fourth.
+    const nodes = ['a', 'b', 'c', 'd'].flatMap((zone, z) => [node(z * 2 + 1, zone), node(z * 2 + 2, zone)]);
+    const ranges = Array.from({ length: 24 }, (_, i) => {
+      const zones = [0, 1, 2, 3].filter((z) => z !== i % 4);
+      const voters = zones.map((z) => z * 2 + 1 + (i % 2));
+      return range(i + 1, voters, { learners: [(i % 4) * 2 + 1 + ((i + 1) % 2)], leader: voters[i % 3] });
+    });
+    const withNew = [...nodes, node(9, 'a')];
+    const { state, violations } = settle(cluster(withNew, ranges, { rules }));
+    expect(violations).toEqual([]);
+    const voters = new Map<number, number>();
+    const learners = new Map<number, number>();
+    for (const info of state.ranges) {
+      for (const replica of info.replicas) {
+        const counts = replica.role === 'voter' ? voters : learners;
+        counts.set(replica.nodeId, (counts.get(replica.nodeId) ?? 0) + 1);
+      }
+    }
+    // Zone a holds 18 voters and 6 learners over nodes 1, 2, 9.
+    expect([1, 2, 9].map((id) => voters.get(id) ?? 0)).toEqual([6, 6, 6]);
+    expect([1, 2, 9].map((id) => learners.get(id) ?? 0)).toEqual([2, 2, 2]);
+    expect(leaderCounts(state).get(9)).toBeGreaterThan(0);
+  });
+
+  it('leaves a quarter of a node’s replica limit to repair and drain', () => {
+    const nodes = [node(1, 'a'), node(2, 'b'), node(3, 'c'), node(4, 'a'), node(5, 'b'), node(6, 'c'), node(7, 'c')];
+    const ranges = Array.from({ length: 12 }, (_, i) => {
+      const voters = [1 + (i % 2) * 3, 2 + (i % 2) * 3, 3 + (i % 2) * 3];
+      return range(i + 1, voters, { leader: voters[Math.floor(i / 2) % 3] });
+    });
+    const config = { ...TEST_CONFIG, maxInFlightPerNode: 4 };
+    const first = schedule(cluster(nodes, ranges), config);
+    const ontoSeven = first.operators.filter((operator) => operator.steps.some((step) => step.kind === 'add-learner' && step.nodeId === 7));
+    expect(ontoSeven).toHaveLength(3);
+    // With those in flight, node 3 dies: its replacement can still go to node 7.
+    const inFlight = first.operators.map((operator) => ({ operator, nextStep: 0 }));
+    const withDead = nodes.map((info) => (info.id === 3 ? node(3, 'c', 'down') : info));
+    const second = schedule(cluster(withDead, ranges, { inFlight }), config);
+    const repairs = second.operators.filter((operator) => operator.purpose === 'repair');
+    expect(repairs.length).toBeGreaterThan(0);
+    expect(repairs.some((operator) => operator.steps.some((step) => step.kind === 'add-learner' && step.nodeId === 7))).toBe(true);
+  });
+});

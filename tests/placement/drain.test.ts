@@ -1,6 +1,6 @@
 // Policy 2, drain: leadership first, then every replica, off draining nodes; drainProgress.
 
-import { drainProgress, schedule, UnknownNodeError } from '../../src/placement';
+import { drainProgress, nodeLoads, schedule, UnknownNodeError } from '../../src/placement';
 import { cluster, leaderCounts, node, range, settle, stepsOf, TEST_CONFIG } from './fixtures';
 
 describe('drain', () => {
@@ -51,5 +51,17 @@ describe('drain', () => {
     const inFlight = operators.map((operator) => ({ operator, nextStep: 0 }));
     expect(drainProgress({ ...start, inFlight }, 3).inFlightOperators).toBe(1);
     expect(() => drainProgress(start, 42)).toThrow(UnknownNodeError);
+  });
+});
+
+describe('nodeLoads', () => {
+  it('derives replicas, voters, learners, leaders, bytes and leader qps per node', () => {
+    const nodes = [node(1, 'a'), node(2, 'b'), node(3, 'c')];
+    const ranges = [range(1, [1, 2], { learners: [3], stats: { sizeBytes: 100, qps: 5 } }), range(2, [2, 3], { leader: 3, stats: { sizeBytes: 10, qps: 7 } })];
+    expect(nodeLoads(cluster(nodes, ranges))).toEqual([
+      { nodeId: 1, replicas: 1, voters: 1, learners: 0, leaders: 1, sizeBytes: 100, leaderQps: 5 },
+      { nodeId: 2, replicas: 2, voters: 2, learners: 0, leaders: 0, sizeBytes: 110, leaderQps: 0 },
+      { nodeId: 3, replicas: 2, voters: 1, learners: 1, leaders: 1, sizeBytes: 110, leaderQps: 7 },
+    ]);
   });
 });
