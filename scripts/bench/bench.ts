@@ -27,7 +27,7 @@ import {
   suiteOptions,
 } from '../../src/cli/bench';
 
-type TargetName = 'rangekv' | 'etcd';
+type TargetName = 'rangekv' | 'rangekv-mux' | 'etcd';
 
 function endpointsOf(v: string): string[] {
   const eps = v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -43,11 +43,12 @@ function endpointsOf(v: string): string[] {
 /** The etcd side loads the `etcd3` devDependency only when asked for. */
 async function makeTarget(name: TargetName, endpoints: string[], timeoutMs: number): Promise<BenchTarget> {
   if (name === 'rangekv') return new RangeKvTarget(endpoints, timeoutMs);
+  if (name === 'rangekv-mux') return new RangeKvTarget(endpoints, timeoutMs, { multiplex: true });
   const { EtcdTarget } = await import('./etcd-target');
   return new EtcdTarget(endpoints, timeoutMs);
 }
 
-const targetOption = (): Option => new Option('--target <name>', 'store to benchmark').choices(['rangekv', 'etcd']).default('rangekv');
+const targetOption = (): Option => new Option('--target <name>', 'store to benchmark').choices(['rangekv', 'rangekv-mux', 'etcd']).default('rangekv');
 const endpointsOption = (): Option => new Option('--endpoints <list>', 'comma-separated host:port (loopback only)').makeOptionMandatory().argParser(endpointsOf);
 
 // -------------------------------------------------------------------------------------------------
@@ -84,7 +85,17 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')).join('\n');
 }
 
+/**
+ * The comparison table(s): RangeKV through unary calls ('rangekv') and through the Multiplex stream
+ * ('rangekv-mux'), each against etcd from the same run.
+ */
 export function compare(results: readonly PhaseResult[]): string {
+  const names = ['rangekv', 'rangekv-mux'].filter((n) => results.some((r) => r.target === n));
+  if (names.length === 0) return compareOne(results, 'rangekv');
+  return names.map((n) => `=== ${n === 'rangekv' ? 'RangeKV client, one unary call per request' : 'RangeKV client over Multiplex streams'} (target ${n})\n${compareOne(results, n)}`).join('\n');
+}
+
+function compareOne(results: readonly PhaseResult[], rkv: string): string {
   const rows = new Map<string, Row>();
   const order = ['preload', 'put', 'get', 'get-stale', 'mix'];
   for (const r of results) {
@@ -105,7 +116,7 @@ export function compare(results: readonly PhaseResult[]): string {
   ];
   const lines: string[][] = [head];
   for (const row of sorted) {
-    const a = row.byTarget.get('rangekv');
+    const a = row.byTarget.get(rkv);
     const b = row.byTarget.get('etcd');
     lines.push([
       row.workload, String(row.concurrency),
@@ -126,7 +137,7 @@ export function compare(results: readonly PhaseResult[]): string {
 
   // Stale vs linearizable gets, per target.
   const sl: string[][] = [['target', 'c', 'stale ops/s', 'linearizable ops/s', 'stale/lin']];
-  for (const t of ['rangekv', 'etcd']) {
+  for (const t of [rkv, 'etcd']) {
     for (const row of sorted.filter((r) => r.workload === 'get')) {
       const lin = row.byTarget.get(t);
       const stale = rows.get(`get-stale/${row.concurrency}`)?.byTarget.get(t);
@@ -138,7 +149,7 @@ export function compare(results: readonly PhaseResult[]): string {
   // The issue's targets.
   const checks: string[] = [];
   for (const row of sorted) {
-    const a = row.byTarget.get('rangekv');
+    const a = row.byTarget.get(rkv);
     const b = row.byTarget.get('etcd');
     if (!a || !b || (row.workload !== 'put' && row.workload !== 'get')) continue;
     const okOps = a.opsPerSec >= b.opsPerSec;
@@ -148,15 +159,15 @@ export function compare(results: readonly PhaseResult[]): string {
     );
   }
   for (const row of sorted.filter((r) => r.workload === 'get')) {
-    const lin = row.byTarget.get('rangekv');
-    const stale = rows.get(`get-stale/${row.concurrency}`)?.byTarget.get('rangekv');
+    const lin = row.byTarget.get(rkv);
+    const stale = rows.get(`get-stale/${row.concurrency}`)?.byTarget.get(rkv);
     if (!lin || !stale) continue;
     const x = stale.opsPerSec / lin.opsPerSec;
     checks.push(`${x >= 1.5 ? 'PASS' : 'FAIL'}  RangeKV stale gets c=${row.concurrency}: ${x.toFixed(2)}x linearizable (target >= 1.5x)`);
   }
   if (checks.length > 0) out.push('issue targets:', ...checks.map((c) => '  ' + c), '');
 
-  const bad = results.filter((r) => r.errors > 0 || r.notFound > 0);
+  const bad = results.filter((r) => r.target === rkv || r.target === 'etcd').filter((r) => r.errors > 0 || r.notFound > 0);
   for (const r of bad) out.push(`WARNING: ${r.target} ${r.workload} c=${r.concurrency}: ${r.errors} errors, ${r.notFound} not found${r.firstError ? ` (first: ${r.firstError})` : ''}`);
   const loads = results.map((r) => r.otherCores).filter((x): x is number => x !== null);
   if (loads.length > 0) {

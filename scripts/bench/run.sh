@@ -10,7 +10,8 @@
 #     --workloads LIST        default put,get,get-stale,mix    (BENCH_WORKLOADS)
 #     --keys 100000           key space, preloaded before the first get phase (BENCH_KEYS)
 #     --value-size 256        bytes                            (BENCH_VALUE_SIZE)
-#     --targets rangekv,etcd  which clusters to run            (BENCH_TARGETS)
+#     --targets rangekv,etcd  which clusters to run            (BENCH_TARGETS; rangekv-mux: the
+#                             RangeKV cluster through the client's Multiplex streams)
 #     --etcd-endpoints all|leader   etcd client talks to every member (default) or to the leader only
 #     --out DIR               results (results.jsonl, table.txt, logs); default /tmp/rangekv-bench-results/<time>
 #     --profile               instead of the comparison: profile RangeKV (node --cpu-prof on every kvd)
@@ -243,13 +244,14 @@ if [ "$profile" = 1 ]; then
 fi
 
 has() { [[ ",$targets," == *",$1,"* ]]; }
-has rangekv && start_rkv
+# rangekv-mux: the same RangeKV cluster, the client sending over Multiplex streams.
+if has rangekv || has rangekv-mux; then start_rkv; fi
 has etcd && start_etcd
 
 # Preload both key spaces first (the put phases then overwrite random keys of it).
 case ",$workloads," in
   *,get,*|*,get-stale,*|*,mix,*)
-    if has rangekv; then
+    if has rangekv || has rangekv-mux; then
       echo "== preload rangekv"
       bench 900 run --target rangekv --endpoints "$rkv_eps" "${common[@]}" --workload preload --server-pids "$(rkv_pidlist)" --jsonl "$results"
     fi
@@ -262,10 +264,12 @@ esac
 
 for w in ${workloads//,/ }; do
   for c in ${concurrency//,/ }; do
-    if has rangekv; then
-      bench "$run_bound" run --target rangekv --endpoints "$rkv_eps" "${common[@]}" --workload "$w" --no-preload \
-        --concurrency "$c" --server-pids "$(rkv_pidlist)" --jsonl "$results"
-    fi
+    for t in rangekv rangekv-mux; do
+      if has "$t"; then
+        bench "$run_bound" run --target "$t" --endpoints "$rkv_eps" "${common[@]}" --workload "$w" --no-preload \
+          --concurrency "$c" --server-pids "$(rkv_pidlist)" --jsonl "$results"
+      fi
+    done
     if has etcd; then
       if [ "$w" != put ]; then restart_etcd; fi
       bench "$run_bound" run --target etcd --endpoints "$(etcd_targets)" "${common[@]}" --workload "$w" --no-preload \

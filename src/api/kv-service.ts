@@ -26,6 +26,10 @@ import {
   CompareAndSwapRequestMsg,
   DeleteRequestMsg,
   GetRequestMsg,
+  MultiplexItemMsg,
+  MultiplexMethod,
+  MultiplexRequestMsg,
+  MultiplexResultMsg,
   PutRequestMsg,
   ReadConsistencyValue,
   RequestHeaderMsg,
@@ -54,6 +58,8 @@ export interface KvServiceOptions {
   readonly addresses: AddressBook;
   readonly limits: Limits;
   readonly logger: Logger;
+  /** Requests in flight on one Multiplex stream; more are answered RESOURCE_EXHAUSTED. Default 4096. */
+  readonly multiplexInflight?: number;
   /** Key-values per Scan stream message. Default 256. */
   readonly scanChunkKeys?: number;
   /** Bytes per Scan stream message (approximate). Default 1 MiB. */
@@ -114,7 +120,120 @@ export class KvService {
         this.inflightCalls++;
         void this.scan(call).finally(() => this.inflightCalls--);
       },
+      multiplex: (call: grpc.ServerDuplexStream<MultiplexRequestMsg | MalformedRequest, unknown>) => this.multiplex(call),
     });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Multiplex: many requests over one stream
+
+  private handlerOf(method: MultiplexMethod, req: object): Promise<object> {
+    switch (method) {
+      case 'get':
+        return this.get(req as GetRequestMsg);
+      case 'put':
+        return this.put(req as PutRequestMsg);
+      case 'delete':
+        return this.del(req as DeleteRequestMsg);
+      case 'compareAndSwap':
+        return this.cas(req as CompareAndSwapRequestMsg);
+      case 'batch':
+        return this.batch(req as BatchRequestMsg);
+    }
+  }
+
+  /**
+   * Serves a Multiplex stream: each item runs as its unary call would; results that complete in
+   * the same turn of the event loop leave in one message. Writes respect the stream's flow
+   * control (results wait while it is full), and in-flight items are bounded per stream.
+   */
+  private multiplex(call: grpc.ServerDuplexStream<MultiplexRequestMsg | MalformedRequest, unknown>): void {
+    const limit = this.o.multiplexInflight ?? 4096;
+    let inflight = 0;
+    let ended = false;
+    let closed = false;
+    let ready: MultiplexResultMsg[] = [];
+    let flushScheduled = false;
+    let blocked = false;
+    const finishIfDone = (): void => {
+      if (ended && inflight === 0 && ready.length === 0 && !closed) {
+        closed = true;
+        call.end();
+      }
+    };
+    const flush = (): void => {
+      flushScheduled = false;
+      if (closed || blocked || ready.length === 0) return finishIfDone();
+      const results = ready;
+      ready = [];
+      if (!call.write({ results })) {
+        blocked = true;
+        call.once('drain', () => {
+          blocked = false;
+          flush();
+        });
+        return;
+      }
+      finishIfDone();
+    };
+    const answer = (r: MultiplexResultMsg): void => {
+      if (closed) return;
+      ready.push(r);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flush);
+      }
+    };
+    const fail = (id: number, code: grpc.status, message: string): void => answer({ id, code, message });
+    const run = (item: MultiplexItemMsg): void => {
+      const id = item.id;
+      const method = item.request;
+      const req = method ? item[method] : undefined;
+      if (!method || !req) {
+        fail(id, grpc.status.INVALID_ARGUMENT, 'items[].request: exactly one of get, put, delete, compare_and_swap, batch must be set');
+        return;
+      }
+      if (inflight >= limit) {
+        fail(id, grpc.status.RESOURCE_EXHAUSTED, `${inflight} requests in flight on this stream (limit ${limit}); a write was not applied`);
+        return;
+      }
+      inflight++;
+      this.inflightCalls++;
+      const deadline = item.timeoutMs > 0 ? Date.now() + item.timeoutMs : call.getDeadline();
+      this.withDeadline(deadline, this.handlerOf(method, req))
+        .then(
+          (res) => answer({ id, code: grpc.status.OK, message: '', [method]: res }),
+          (err: unknown) => {
+            const mapped = this.mapError(err);
+            if (mapped.response) answer({ id, code: grpc.status.OK, message: '', [method]: mapped.response });
+            else fail(id, mapped.status, mapped.message);
+          },
+        )
+        .finally(() => {
+          inflight--;
+          this.inflightCalls--;
+          if (ended) setImmediate(flush);
+        });
+    };
+    call.on('data', (msg: MultiplexRequestMsg | MalformedRequest) => {
+      if (closed) return;
+      if (isMalformed(msg)) {
+        // The ids inside are unreadable: no item can be answered, so the stream fails.
+        closed = true;
+        call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: msg.malformed });
+        return;
+      }
+      for (const item of msg.items) run(item);
+    });
+    call.on('end', () => {
+      ended = true;
+      setImmediate(flush);
+    });
+    const stop = (): void => {
+      closed = true;
+    };
+    call.on('cancelled', stop);
+    call.on('error', stop);
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -104,6 +104,34 @@ export interface BatchRequestMsg {
   ops: BatchOpMsg[];
 }
 
+export type MultiplexMethod = 'get' | 'put' | 'delete' | 'compareAndSwap' | 'batch';
+
+export interface MultiplexItemMsg {
+  id: number;
+  timeoutMs: number;
+  request?: MultiplexMethod;
+  get?: GetRequestMsg | null;
+  put?: PutRequestMsg | null;
+  delete?: DeleteRequestMsg | null;
+  compareAndSwap?: CompareAndSwapRequestMsg | null;
+  batch?: BatchRequestMsg | null;
+}
+
+export interface MultiplexRequestMsg {
+  items: MultiplexItemMsg[];
+}
+
+export interface MultiplexResultMsg {
+  id: number;
+  code: number;
+  message: string;
+  get?: object;
+  put?: object;
+  delete?: object;
+  compareAndSwap?: object;
+  batch?: object;
+}
+
 export enum ReadConsistencyValue {
   Unspecified = 0,
   Linearizable = 1,

@@ -31,11 +31,13 @@ export interface BenchTarget {
 
 /** RangeKV through the TypeScript client library (one KvClient, leader-following). */
 export class RangeKvTarget implements BenchTarget {
-  readonly name = 'rangekv';
+  readonly name: string;
   private readonly client: KvClient;
 
-  constructor(endpoints: readonly string[], timeoutMs: number) {
-    this.client = new KvClient({ endpoints, deadlineMs: timeoutMs });
+  /** `multiplex`: the client sends over Multiplex streams (reported as target "rangekv-mux"). */
+  constructor(endpoints: readonly string[], timeoutMs: number, opts: { multiplex?: boolean } = {}) {
+    this.name = opts.multiplex ? 'rangekv-mux' : 'rangekv';
+    this.client = new KvClient({ endpoints, deadlineMs: timeoutMs, multiplex: opts.multiplex });
   }
 
   async put(key: Buffer, value: Buffer): Promise<void> {
