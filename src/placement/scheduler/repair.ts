@@ -8,7 +8,7 @@ import { voterMoveSteps, removalSteps } from './moves';
 import { voterScore, votersPerZone, type RangeView } from './range-view';
 import type { Round } from './round';
 import { quorumSize } from './safety';
-import { pickVoterTarget, voterZonePenalty } from './targets';
+import { pickVoterTarget } from './targets';
 import type { OperatorStep } from './types';
 
 export type PlanResult = readonly OperatorStep[] | 'no-target';
@@ -34,14 +34,18 @@ function removalOrder(index: ClusterIndex, view: RangeView): NodeSlot[] {
   );
 }
 
-/** A learner of the range that can become a voter: on an up node, in a zone allowed to hold voters. */
-function promotableLearner(round: Round, view: RangeView, replacing: NodeSlot | undefined): { node: NodeSlot; penalty: number } | undefined {
-  let best: { node: NodeSlot; penalty: number } | undefined;
+/** Whether another voter of the range (leaving out `replacing`) is in `node`'s zone. */
+function sharesZoneWithVoter(round: Round, view: RangeView, node: NodeSlot, replacing: NodeSlot | undefined): boolean {
+  return node.zone >= 0 && (votersPerZone(round.index, view, replacing)[node.zone] ?? 0) > 0;
+}
+
+/** A learner of the range that can become a voter: on an up node with room, in a zone allowed to hold voters. */
+function promotableLearner(round: Round, view: RangeView, replacing: NodeSlot | undefined): { node: NodeSlot; sharesZone: boolean } | undefined {
+  let best: { node: NodeSlot; sharesZone: boolean } | undefined;
   for (const learner of view.learners) {
     if (learner.health !== 'up' || round.index.zoneAllowsVoters[learner.zone] !== true || !round.hasRoom(learner)) continue;
-    // The learner's own zone holds a learner (itself); only other voters count against it.
-    const penalty = voterZonePenalty(round, view, learner, replacing) & 2;
-    if (best === undefined || penalty < best.penalty) best = { node: learner, penalty };
+    const sharesZone = sharesZoneWithVoter(round, view, learner, replacing);
+    if (best === undefined || (best.sharesZone && !sharesZone)) best = { node: learner, sharesZone };
   }
   return best;
 }
@@ -67,8 +71,9 @@ export function planRepair(round: Round, view: RangeView): PlanResult {
   const replacing = voterCount >= target ? dead[0] : undefined;
   const fresh = pickVoterTarget(round, view, { replacing });
   const learner = promotableLearner(round, view, replacing);
+  // A learner already holds the data: promote it unless a fresh node would spread the voters better.
   let to: NodeSlot | undefined = fresh;
-  if (learner !== undefined && (fresh === undefined || learner.penalty <= (voterZonePenalty(round, view, fresh, replacing) & 2))) {
+  if (learner !== undefined && (fresh === undefined || !learner.sharesZone || sharesZoneWithVoter(round, view, fresh, replacing))) {
     to = learner.node;
   }
   if (to === undefined) return 'no-target';
