@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { DEFAULT_LIMITS, KvService, apiPackageDefinition } from '../../src/api';
-import { Consistency, InvalidRequestError, KvClient } from '../../src/client';
+import { Consistency, KvClient } from '../../src/client';
 import { Node } from '../../src/node';
 import { LocalNetwork, LocalTransport } from '../../src/transport';
 import { waitFor } from '../node/fixture';
@@ -55,16 +55,6 @@ async function stopCluster(c: { members: Map<number, Member>; dirs: string[] }):
     await m.node.stop();
   }
   for (const d of c.dirs) rmSync(d, { recursive: true, force: true });
-}
-
-
-type Stub = grpc.Client & Record<string, (req: object, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void) => void>;
-function rawStub(address: string): Stub {
-  const pkg = grpc.loadPackageDefinition(apiPackageDefinition()) as unknown as { rangekv: { v1: { KV: new (a: string, c: grpc.ChannelCredentials) => Stub } } };
-  return new pkg.rangekv.v1.KV(address, grpc.credentials.createInsecure());
-}
-function callRaw(stub: Stub, method: string, req: object): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => stub[method]!(req, (e, r) => (e ? reject(e) : resolve(r))));
 }
 
 
