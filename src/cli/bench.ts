@@ -532,11 +532,12 @@ export function addBenchCommand(program: Command): void {
   const cmd = program
     .command('bench')
     .description('closed-loop benchmark: ops/s, p50/p99/p999 latency, server CPU per op (--server-pids)');
+  cmd.option('--multiplex', 'send over Multiplex streams (many requests per gRPC message) instead of one unary call each');
   addSuiteOptions(cmd).action(async (_opts: unknown, self: Command) => {
-    const g = self.optsWithGlobals<RawSuiteOptions & { endpoints: string; json: boolean }>();
+    const g = self.optsWithGlobals<RawSuiteOptions & { endpoints: string; json: boolean; multiplex?: boolean }>();
     const endpoints = g.endpoints.split(',').map((x) => x.trim()).filter(Boolean);
     if (endpoints.length === 0) self.error('kvctl bench: --endpoints: give at least one host:port', { exitCode: 2 });
-    const target = new RangeKvTarget(endpoints, g.opTimeout);
+    const target = new RangeKvTarget(endpoints, g.opTimeout, { multiplex: g.multiplex === true });
     try {
       const results = await runSuite(target, suiteOptions(g), (r) => {
         if (!g.json) process.stdout.write(formatResult(r) + '\n');
