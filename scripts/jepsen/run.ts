@@ -32,6 +32,8 @@ export interface RunOptions {
   readonly seed: number;
   readonly readMode: ReadMode;
   readonly concurrency: number;
+  /** How the workload's clients talk to the nodes. */
+  readonly client: 'unary' | 'multiplex';
 }
 
 const USAGE = `usage: scripts/jepsen/run.sh --nemesis NAME --out DIR [options]
@@ -44,6 +46,7 @@ const USAGE = `usage: scripts/jepsen/run.sh --nemesis NAME --out DIR [options]
   --seed N                seed of the schedule and the workload's choices (default: random, printed)
   --read-mode MODE        linearizable (default) | stale (reads any node's local state: must be caught)
   --concurrency N         logical client processes at once (default 10)
+  --client KIND           unary (default: one gRPC call per operation) | multiplex (KV.Multiplex streams)
 
 Exit: 0 valid, 1 invalid, 3 unknown, 2 usage error, 4 harness failure or the cluster did not recover.`;
 
@@ -55,7 +58,7 @@ export function parseArgs(argv: readonly string[]): RunOptions | 'help' {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
     if (!m) throw new UsageError(`unexpected argument '${a}'`);
     const name = m[1] as string;
-    const known = ['nemesis', 'workload', 'time', 'out', 'nodes', 'seed', 'read-mode', 'concurrency'];
+    const known = ['nemesis', 'workload', 'time', 'out', 'nodes', 'seed', 'read-mode', 'concurrency', 'client'];
     if (!known.includes(name)) throw new UsageError(`unknown option --${name}`);
     const value = m[2] ?? argv[++i];
     if (value === undefined) throw new UsageError(`--${name} needs a value`);
@@ -75,6 +78,8 @@ export function parseArgs(argv: readonly string[]): RunOptions | 'help' {
   if (workload !== 'register' && workload !== 'set') throw new UsageError(`--workload must be register or set, got '${workload}'`);
   const readMode = v['read-mode'] ?? 'linearizable';
   if (readMode !== 'linearizable' && readMode !== 'stale') throw new UsageError(`--read-mode must be linearizable or stale, got '${readMode}'`);
+  const client = v.client ?? 'unary';
+  if (client !== 'unary' && client !== 'multiplex') throw new UsageError(`--client must be unary or multiplex, got '${client}'`);
   if (v.out === undefined) throw new UsageError('--out DIR is required');
   return {
     nemesis: nemesis as NemesisName,
@@ -85,6 +90,7 @@ export function parseArgs(argv: readonly string[]): RunOptions | 'help' {
     nodes: int('nodes', 5, 1, 15),
     seed: int('seed', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31 - 1),
     concurrency: int('concurrency', 10, 1, 200),
+    client,
   };
 }
 
@@ -162,7 +168,7 @@ export async function runJepsen(o: RunOptions): Promise<number> {
   const log = (msg: string): void => {
     process.stdout.write(`[jepsen ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}\n`);
   };
-  log(`nemesis=${o.nemesis} workload=${o.workload} time=${o.timeSeconds}s nodes=${o.nodes} seed=${o.seed} read-mode=${o.readMode} out=${o.outDir}`);
+  log(`nemesis=${o.nemesis} workload=${o.workload} time=${o.timeSeconds}s nodes=${o.nodes} seed=${o.seed} read-mode=${o.readMode} client=${o.client} out=${o.outDir}`);
   await checkEnvironment();
   const swept = await sweepLeftovers();
   if (swept.length > 0) log(`removed leftovers of earlier runs: ${swept.join(', ')}`);
@@ -206,6 +212,7 @@ export async function runJepsen(o: RunOptions): Promise<number> {
       endpoints: cluster.endpoints(),
       concurrency: o.concurrency,
       readMode: o.readMode,
+      multiplex: o.client === 'multiplex',
       history,
       rng: new Rng(rng.int(0, 2 ** 31 - 1)),
       deadlineMs: 2_000,

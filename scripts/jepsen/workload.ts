@@ -42,6 +42,8 @@ export interface WorkloadOptions {
   readonly opsPerKey: number;
   /** Pause between two operations of one process, milliseconds (uniform in [0, 2x]). */
   readonly thinkMs: number;
+  /** The client sends over KV.Multiplex streams instead of one unary call per operation. */
+  readonly multiplex?: boolean;
 }
 
 export interface FinalReadSummary {
@@ -49,8 +51,8 @@ export interface FinalReadSummary {
   readonly attempts: number;
 }
 
-function clientOptions(endpoints: readonly string[], deadlineMs: number): ConstructorParameters<typeof KvClient>[0] {
-  return { endpoints, deadlineMs, initialBackoffMs: 20, maxBackoffMs: 250 };
+function clientOptions(endpoints: readonly string[], deadlineMs: number, multiplex: boolean): ConstructorParameters<typeof KvClient>[0] {
+  return { endpoints, deadlineMs, initialBackoffMs: 20, maxBackoffMs: 250, multiplex };
 }
 
 function rotate<T>(xs: readonly T[], by: number): T[] {
@@ -88,7 +90,7 @@ export abstract class Workload {
   }
 
   protected client(endpoints: readonly string[]): KvClient {
-    const c = new KvClient(clientOptions(endpoints, this.o.deadlineMs));
+    const c = new KvClient(clientOptions(endpoints, this.o.deadlineMs, this.o.multiplex === true));
     this.clients.push(c);
     return c;
   }

@@ -22,10 +22,17 @@ const RUNS: ReadonlyArray<[string, string]> = [
   ['kill', 'set'],
   ['membership', 'set'],
 ];
+/** The same checks with the clients on KV.Multiplex streams. */
+const MULTIPLEX_RUNS: ReadonlyArray<[string, string]> = [['mixed', 'register']];
 
 describe('jepsen: a short run of every nemesis is linearizable and recovers', () => {
-  test.each(RUNS)('%s / %s', async (nemesis, workload) => {
-    const run = await jepsenRun(`${nemesis}-${workload}`, ['--nemesis', nemesis, '--workload', workload, '--time', String(SECONDS)], 150_000);
+  const cases = [...RUNS.map(([n, w]) => [n, w, 'unary'] as const), ...MULTIPLEX_RUNS.map(([n, w]) => [n, w, 'multiplex'] as const)];
+  test.each(cases)('%s / %s (%s client)', async (nemesis, workload, client) => {
+    const run = await jepsenRun(
+      `${nemesis}-${workload}-${client}`,
+      ['--nemesis', nemesis, '--workload', workload, '--time', String(SECONDS), '--client', client],
+      150_000,
+    );
     const why = `run directory ${run.dir} (kept); output:\n${run.output.slice(-3000)}`;
     if (run.code !== 0) throw new Error(`run.sh exited ${run.code}${run.signal ? ` (${run.signal})` : ''}: ${why}`);
     const r = results(run);
