@@ -145,6 +145,8 @@ class MuxStream {
         reject(serviceError(grpc.status.DEADLINE_EXCEEDED, 'deadline exceeded'));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
+      // A request that times out while still queued is sent anyway (the server answers
+      // DEADLINE_EXCEEDED or drops it); its promise was settled by the timer.
       this.queued.push({ id, timeoutMs, [method]: body });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -153,12 +155,21 @@ class MuxStream {
     });
   }
 
+  /** The stream's send buffer is full: requests wait in `queued` until it drains. */
+  private blocked = false;
+
   private flush(): void {
     this.flushScheduled = false;
-    if (this.broken || this.queued.length === 0) return;
+    if (this.broken || this.blocked || this.queued.length === 0) return;
     const items = this.queued;
     this.queued = [];
-    this.call.write({ items });
+    if (!this.call.write({ items })) {
+      this.blocked = true;
+      this.call.once('drain', () => {
+        this.blocked = false;
+        this.flush();
+      });
+    }
   }
 
   private fail(code: grpc.status, details: string): void {
