@@ -1,5 +1,7 @@
 // Waiting on conditions (never a fixed sleep as a wait), and the seeded randomness of a run.
 
+import { SeededRng } from '../../src/raft/rng';
+
 /** Resolves after `ms`. For pacing and for the nemesis schedule, never as a wait for a condition. */
 export function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -32,26 +34,14 @@ export async function waitFor<T>(
   }
 }
 
-/** A small seeded PRNG (mulberry32): the run's schedule and choices replay from --seed. */
-export class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
+/**
+ * The run's seeded randomness (the project's PRNG, src/raft/rng.ts): the schedule and choices
+ * replay from --seed.
+ */
+export class Rng extends SeededRng {
   /** Integer in [lo, hi]. */
   int(lo: number, hi: number): number {
     return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  pick<T>(xs: readonly T[]): T {
-    if (xs.length === 0) throw new RangeError('pick from an empty list');
-    return xs[Math.floor(this.next() * xs.length)] as T;
   }
   shuffle<T>(xs: readonly T[]): T[] {
     const a = [...xs];
@@ -60,8 +50,5 @@ export class Rng {
       [a[i], a[j]] = [a[j] as T, a[i] as T];
     }
     return a;
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
   }
 }

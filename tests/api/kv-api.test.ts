@@ -1,62 +1,10 @@
 // The KV gRPC API and the TypeScript client against three in-process nodes (local transport for
 // Raft; real gRPC on 127.0.0.1 for clients).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import pino from 'pino';
-import { DEFAULT_LIMITS, KvService, apiPackageDefinition } from '../../src/api';
+import { apiPackageDefinition } from '../../src/api';
 import { Consistency, InvalidRequestError, KvClient } from '../../src/client';
-import { Node } from '../../src/node';
-import { LocalNetwork, LocalTransport } from '../../src/transport';
 import { waitFor } from '../node/fixture';
-
-const logger = pino({ level: 'silent' });
-const LIMITS = { ...DEFAULT_LIMITS, maxValueBytes: 64 * 1024 };
-
-interface Member {
-  node: Node;
-  server: grpc.Server;
-  address: string;
-}
-
-async function startCluster(ids: number[]): Promise<{ members: Map<number, Member>; dirs: string[] }> {
-  const net = new LocalNetwork();
-  const members = new Map<number, Member>();
-  const dirs: string[] = [];
-  const addresses = new Map<number, string>();
-  for (const id of ids) {
-    const dir = mkdtempSync(join(tmpdir(), `rangekv-api${id}-`));
-    dirs.push(dir);
-    const node = await Node.open({
-      nodeId: id,
-      dataDir: dir,
-      clusterId: 't',
-      transport: new LocalTransport(net, id),
-      logger,
-      tickMs: 10,
-      bootstrap: { rangeId: 1, voters: ids },
-    });
-    const server = new grpc.Server();
-    new KvService({ node, addresses: (n) => addresses.get(n), limits: LIMITS, logger }).register(server);
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-    );
-    const address = `127.0.0.1:${port}`;
-    addresses.set(id, address);
-    members.set(id, { node, server, address });
-  }
-  return { members, dirs };
-}
-
-async function stopCluster(c: { members: Map<number, Member>; dirs: string[] }): Promise<void> {
-  for (const m of c.members.values()) {
-    m.server.forceShutdown();
-    await m.node.stop();
-  }
-  for (const d of c.dirs) rmSync(d, { recursive: true, force: true });
-}
-
+import { startCluster, stopCluster } from './fixture';
 
 type Stub = grpc.Client & Record<string, (req: object, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void) => void>;
 function rawStub(address: string): Stub {

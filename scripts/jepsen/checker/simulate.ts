@@ -5,6 +5,7 @@
 // `fail` without effect, as a real run's would.
 
 import type { Op, OpFunction } from './history';
+import { SeededRng } from '../../../src/raft/rng';
 
 export interface SimulateOptions {
   /** Seed of the deterministic generator. */
@@ -28,21 +29,9 @@ export interface SimulateOptions {
   readonly keyPrefix?: string;
 }
 
-/** A small deterministic PRNG (mulberry32). */
-export class SeededRandom {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Uniform integer in [0, n). */
+/** The project's seeded PRNG (src/raft/rng.ts), with an integer draw that accepts n = 0. */
+export class SeededRandom extends SeededRng {
+  /** Uniform integer in [0, n); 0 when n is 0. */
   int(n: number): number {
     return Math.floor(this.next() * n);
   }
