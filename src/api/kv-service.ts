@@ -512,6 +512,9 @@ export class KvService {
     checkEnum('consistency', req.consistency, CONSISTENCIES, CONSISTENCY_NAMES);
     const r = this.route(req.header, [key]);
     await this.readable(r, req.consistency);
+    // Routed again after the wait: had the range changed shape meanwhile (a split moving the key
+    // out), its local state would no longer be the key's truth.
+    this.route(req.header, [key]);
     const header = this.header(r);
     const v = r.sm.get(key);
     return { header, found: v !== undefined, kv: v ? { key, value: v.value, version: v.version } : null };
