@@ -10,7 +10,7 @@
 #     --workloads LIST        default put,get,get-stale,mix    (BENCH_WORKLOADS)
 #     --keys 100000           key space, preloaded before the first get phase (BENCH_KEYS)
 #     --value-size 256        bytes                            (BENCH_VALUE_SIZE)
-#     --targets rangekv,etcd  which clusters to run            (BENCH_TARGETS; rangekv-mux: the
+#     --targets rangekv,rangekv-mux,etcd   which to run            (BENCH_TARGETS; rangekv-mux: the
 #                             RangeKV cluster through the client's Multiplex streams)
 #     --etcd-endpoints all|leader   etcd client talks to every member (default) or to the leader only
 #     --out DIR               results (results.jsonl, table.txt, logs); default /tmp/rangekv-bench-results/<time>
@@ -36,7 +36,7 @@ concurrency="${BENCH_CONCURRENCY:-64,256}"
 workloads="${BENCH_WORKLOADS:-put,get,get-stale,mix}"
 keys="${BENCH_KEYS:-100000}"
 value_size="${BENCH_VALUE_SIZE:-256}"
-targets="${BENCH_TARGETS:-rangekv,etcd}"
+targets="${BENCH_TARGETS:-rangekv,rangekv-mux,etcd}"
 max_seconds="${BENCH_MAX_SECONDS:-2400}"
 etcd_mode=all
 out=""

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Node, NodeError, Replica } from '../node';
 import { ConfChangeRefusedError, ConfChangeType, NotLeaderError, StateType } from '../raft';
-import { FailpointConfigError, TransportFailpoints } from '../transport/failpoint';
+import { FailpointConfigError, TransportFailpoints } from '../transport';
 import type { RoutingErrorMsg } from './messages';
 import { descriptorOf, notLeaderError } from './routing';
 import { MalformedRequest, isMalformed, tolerantServiceDefinition } from './proto';

@@ -11,8 +11,7 @@ import pino from 'pino';
 import { AdminService, DEFAULT_LIMITS, KvService } from '../api';
 import { Node } from '../node';
 import { StorageError } from '../storage';
-import { GrpcTransport, raftServerOptions } from '../transport';
-import { TransportFailpoints } from '../transport/failpoint';
+import { GrpcTransport, TransportFailpoints, raftServerOptions } from '../transport';
 
 interface KvdOptions {
   id: number;

@@ -12,3 +12,5 @@ export {
   TransportStateError,
 } from './errors';
 export { findProtoRoot, loadPackageDefinition, PROTO_LOADER_OPTIONS, RANGEKV_PROTO_FILES } from './proto';
+export { TransportFailpoints, FailpointConfigError, FAILPOINT_MAX_DELAY_MS } from './failpoint';
+export type { RaftSendFailpoint, TransportFailpointStatus, FailpointPlan } from './failpoint';
