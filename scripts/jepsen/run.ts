@@ -127,8 +127,13 @@ export function availability(ops: readonly AnsweredOp[], events: readonly Nemesi
   const outside: AnsweredOp[] = [];
   for (const op of ops) {
     const w = windows.find((x) => op.op.invoke >= x.from && op.op.invoke < x.to);
-    if (w) during.set(w.name, [...(during.get(w.name) ?? []), op]);
-    else outside.push(op);
+    if (!w) {
+      outside.push(op);
+      continue;
+    }
+    const list = during.get(w.name);
+    if (list) list.push(op);
+    else during.set(w.name, [op]);
   }
   const out: Record<string, Share> = {};
   for (const [name, list] of during) out[name] = share(list);
