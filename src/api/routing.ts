@@ -12,7 +12,7 @@ export function descriptorOf(r: Replica): RangeDescriptorMsg {
     rangeId: r.rangeId,
     startKey: Buffer.from(b.start),
     endKey: Buffer.from(b.end),
-    epoch: { version: b.epochVersion, confVersion: 0 },
+    epoch: { version: b.epochVersion, confVersion: b.confVersion },
     replicas: [
       ...r.confState.voters.map((nodeId) => ({ nodeId, role: ROLE_VOTER })),
       ...r.confState.learners.map((nodeId) => ({ nodeId, role: ROLE_LEARNER })),

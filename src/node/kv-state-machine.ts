@@ -34,6 +34,8 @@ export interface RangeBounds {
   /** Exclusive end; empty = end of the keyspace. */
   readonly end: Uint8Array;
   readonly epochVersion: number;
+  /** Bumped by every membership change applied (the descriptor's epoch.conf_version). */
+  readonly confVersion: number;
 }
 
 export interface StateMachineOptions {

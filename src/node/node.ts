@@ -24,17 +24,11 @@ import { StagingSink, recoverSnapshotInstall } from './snapshot';
 import { MessageType } from '../raft';
 import { Command, CommandResult } from './command';
 import { NodeStoppedError, RangeNotFoundError, ServerBusyError } from './errors';
-import { KvStateMachine } from './kv-state-machine';
-import { Replica } from './replica';
+import { KvStateMachine, RangeBounds } from './kv-state-machine';
+import { Replica, StoredDescriptor, encodeDescriptor, snapshotDescriptor } from './replica';
 
-export interface LocalRangeDescriptor {
-  readonly rangeId: number;
-  /** Hex of the inclusive start key ('' = keyspace start). */
-  readonly startHex: string;
-  /** Hex of the exclusive end key ('' = keyspace end). */
-  readonly endHex: string;
-  readonly epochVersion: number;
-}
+/** A range's descriptor as this node stores it (see replica.ts). */
+export type LocalRangeDescriptor = StoredDescriptor;
 
 export interface NodeOptions {
   readonly nodeId: number;
@@ -145,9 +139,21 @@ export class Node implements TransportHandler {
    * drops stale staged payloads; a replica created on demand must keep what was just staged.
    */
   private async openReplica(d: LocalRangeDescriptor, recover: boolean): Promise<Replica> {
-    const bounds = { start: Buffer.from(d.startHex, 'hex'), end: Buffer.from(d.endHex, 'hex'), epochVersion: d.epochVersion };
+    let bounds: RangeBounds = {
+      start: Buffer.from(d.startHex, 'hex'),
+      end: Buffer.from(d.endHex, 'hex'),
+      epochVersion: d.epochVersion,
+      confVersion: d.confVersion ?? 0,
+    };
     const recovered = recover ? await recoverSnapshotInstall(this.engine, d.rangeId, bounds) : undefined;
-    if (recovered) this.log.warn({ rangeId: d.rangeId, index: recovered.metadata.index }, 'finished a snapshot install that a crash interrupted');
+    if (recovered) {
+      this.log.warn({ rangeId: d.rangeId, index: recovered.metadata.index }, 'finished a snapshot install that a crash interrupted');
+      // The installed snapshot's descriptor is the range's from now on.
+      bounds = { ...bounds, confVersion: snapshotDescriptor(d.rangeId, recovered.data).confVersion ?? bounds.confVersion };
+      const b = new WriteBatch();
+      b.put(rangeDescriptorKey(d.rangeId), encodeDescriptor(d.rangeId, bounds));
+      await this.engine.write(b, { sync: true });
+    }
     const storage = await RaftLogStorage.load(this.engine, d.rangeId);
     const sm = await KvStateMachine.load(this.engine, d.rangeId, bounds);
     if (recover) {

@@ -17,11 +17,44 @@ import {
   StateType,
   decodeConfChange,
 } from '../raft';
-import { Engine, RaftLogStorage, WriteBatch } from '../storage';
+import { CorruptDataError, Engine, RaftLogStorage, WriteBatch } from '../storage';
+import { rangeDescriptorKey } from '../storage/keys';
 import { DbSnapshot, installStagedSnapshot, snapshotPayload, stageInstallDone } from './snapshot';
 import { Command, CommandResult, ENTRY_KIND_KV, decodeCommand, encodeCommand } from './command';
-import { KvStateMachine } from './kv-state-machine';
+import { KvStateMachine, RangeBounds } from './kv-state-machine';
 import { ProposalLostError, ReadIndexDroppedError, SnapshotUnavailableError } from './errors';
+
+/** The persisted form of a range's descriptor (its rangeDescriptorKey record, and a Raft snapshot's data). */
+export interface StoredDescriptor {
+  readonly rangeId: number;
+  readonly startHex: string;
+  readonly endHex: string;
+  readonly epochVersion: number;
+  readonly confVersion?: number;
+}
+
+export function encodeDescriptor(rangeId: number, b: RangeBounds): Buffer {
+  const d: StoredDescriptor = {
+    rangeId,
+    startHex: Buffer.from(b.start).toString('hex'),
+    endHex: Buffer.from(b.end).toString('hex'),
+    epochVersion: b.epochVersion,
+    confVersion: b.confVersion,
+  };
+  return Buffer.from(JSON.stringify(d));
+}
+
+/** The descriptor a Raft snapshot of range `rangeId` carries as its data. */
+export function snapshotDescriptor(rangeId: number, data: Uint8Array): StoredDescriptor {
+  let d: StoredDescriptor;
+  try {
+    d = JSON.parse(Buffer.from(data).toString('utf8')) as StoredDescriptor;
+  } catch (err) {
+    throw new CorruptDataError(`range ${rangeId} snapshot`, `its descriptor is not valid JSON: ${(err as Error).message}`);
+  }
+  if (d.rangeId !== rangeId) throw new CorruptDataError(`range ${rangeId} snapshot`, `it carries the descriptor of range ${d.rangeId}`);
+  return d;
+}
 
 export interface ReplicaConfig {
   readonly rangeId: number;
@@ -178,6 +211,9 @@ export class Replica {
       this.sm.installing = true;
       const installed = await installStagedSnapshot(this.engine, this.rangeId, rd.snapshot, this.sm.bounds);
       this.storage.stageApplySnapshot(batch, rd.snapshot);
+      const d = snapshotDescriptor(this.rangeId, rd.snapshot.data);
+      this.sm.bounds = { ...this.sm.bounds, confVersion: d.confVersion ?? this.sm.bounds.confVersion };
+      batch.put(rangeDescriptorKey(this.rangeId), encodeDescriptor(this.rangeId, this.sm.bounds));
       await stageInstallDone(this.engine, batch, this.rangeId, rd.snapshot.metadata.index);
       this.sm.resetSessions(installed.sessionRecords);
       this.appliedIndex = rd.snapshot.metadata.index;
@@ -203,6 +239,8 @@ export class Replica {
         const cc = decodeConfChange(e.data);
         this.confState = this.rawNode.applyConfChange(cc);
         this.config.onConfChange?.(batch, cc);
+        this.sm.bounds = { ...this.sm.bounds, confVersion: this.sm.bounds.confVersion + 1 };
+        batch.put(rangeDescriptorKey(this.rangeId), encodeDescriptor(this.rangeId, this.sm.bounds));
         isConf = true;
       } else if (e.data.length > 0 && e.data[0] === ENTRY_KIND_KV) {
         result = this.sm.apply(batch, e.index, decodeCommand(e.data));
@@ -312,10 +350,7 @@ export class Replica {
 
   /** The Raft snapshot's own data: the range descriptor (the payload travels separately). */
   private descriptorBytes(): Buffer {
-    const b = this.sm.bounds;
-    return Buffer.from(
-      JSON.stringify({ rangeId: this.rangeId, startHex: Buffer.from(b.start).toString('hex'), endHex: Buffer.from(b.end).toString('hex'), epochVersion: b.epochVersion }),
-    );
+    return encodeDescriptor(this.rangeId, this.sm.bounds);
   }
 
   /**

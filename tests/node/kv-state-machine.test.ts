@@ -18,7 +18,7 @@ import {
 import { KvStateMachine, RangeBounds } from '../../src/node/kv-state-machine';
 
 const b = (s: string): Buffer => Buffer.from(s);
-const FULL: RangeBounds = { start: Buffer.alloc(0), end: Buffer.alloc(0), epochVersion: 1 };
+const FULL: RangeBounds = { start: Buffer.alloc(0), end: Buffer.alloc(0), epochVersion: 1, confVersion: 0 };
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -243,7 +243,7 @@ describe('KV state machine', () => {
   });
 
   it('refuses commands routed with another epoch or outside the range, changing nothing, and remembers neither', async () => {
-    const bounds: RangeBounds = { start: b('b'), end: b('m'), epochVersion: 2 };
+    const bounds: RangeBounds = { start: b('b'), end: b('m'), epochVersion: 2, confVersion: 0 };
     const { engine, sm } = await open(bounds);
     const stale = cmd([{ kind: OpKind.Put, key: b('c'), value: b('1') }], 5, 1, 1000, 1);
     const [r1, r2] = await applyAll(engine, sm, 1, [stale, cmd([{ kind: OpKind.Put, key: b('z'), value: b('1') }], 5, 2, 1000, 2)]);
@@ -257,7 +257,7 @@ describe('KV state machine', () => {
   });
 
   it('scans within the range bounds in key order with a limit', async () => {
-    const { engine, sm } = await open({ start: b('b'), end: b('e'), epochVersion: 1 });
+    const { engine, sm } = await open({ start: b('b'), end: b('e'), epochVersion: 1, confVersion: 0 });
     await applyAll(engine, sm, 1, [
       cmd(['b', 'c', 'd', 'd2'].map((k) => ({ kind: OpKind.Put as const, key: b(k), value: b(k.toUpperCase()) }))),
     ]);

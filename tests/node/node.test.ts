@@ -6,6 +6,7 @@ import pino from 'pino';
 import { Node, NodeOptions, Command } from '../../src/node';
 import { leaderOf, proposeOnLeader, putCommand, waitFor } from './fixture';
 import { LocalNetwork, LocalTransport } from '../../src/transport';
+import { ConfChangeType } from '../../src/raft';
 
 const logger = pino({ level: 'silent' });
 const RANGE = 1;
@@ -107,6 +108,31 @@ describe('node: three replicas over the local transport', () => {
     const restarted = await c.start(victim);
     await c.readBarrier(restarted);
     expect((await restarted.replica(RANGE).sm.get(Buffer.from('k9')))!.value.toString()).toBe('after');
+  });
+
+  it("the descriptor's conf version counts membership changes, survives restarts and travels in snapshots", async () => {
+    c = new TestCluster([1, 2, 3], { snapshotEveryEntries: 20, compactionSlackEntries: 2 });
+    await c.startAll();
+    await c.put('k', 'v');
+    const confVersion = (n: Node): number => n.replica(RANGE).sm.bounds.confVersion;
+    // Bootstrap wrote the three voters as membership changes 1..3.
+    for (const n of c.nodes.values()) await waitFor(`node ${n.nodeId} applied the bootstrap`, () => confVersion(n) === 3 || undefined);
+    const leader = await c.leader();
+    const victim = [...c.nodes.keys()].find((id) => id !== leader.nodeId)!;
+    await c.stop(victim);
+    await leader.proposeConfChange(RANGE, { type: ConfChangeType.AddLearner, nodeId: 9, context: new Uint8Array(0) });
+    expect(confVersion(leader)).toBe(4);
+    // The stopped node misses the change and enough writes that it must take a snapshot.
+    for (let i = 0; i < 40; i++) await c.put(`k${i}`, `v${i}`);
+    const restarted = await c.start(victim);
+    await c.readBarrier(restarted);
+    expect(restarted.replica(RANGE).storage.snapshot().metadata.index).toBeGreaterThan(0);
+    expect(confVersion(restarted)).toBe(4);
+    // And the leader keeps it across its own restart.
+    const leaderId = leader.nodeId;
+    await c.stop(leaderId);
+    const again = await c.start(leaderId);
+    expect(confVersion(again)).toBe(4);
   });
 
   it('a node that missed compacted entries catches up from a snapshot', async () => {

@@ -10,7 +10,7 @@ import { StagingSink, installStagedSnapshot, recoverSnapshotInstall, snapshotPay
 import { RangeBounds, encodeValue } from '../../src/node/kv-state-machine';
 import { Snapshot, bootstrapState } from '../../src/raft';
 
-const FULL: RangeBounds = { start: Buffer.alloc(0), end: Buffer.alloc(0), epochVersion: 1 };
+const FULL: RangeBounds = { start: Buffer.alloc(0), end: Buffer.alloc(0), epochVersion: 1, confVersion: 0 };
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
