@@ -226,6 +226,16 @@ async function run(argv: string[]): Promise<number> {
             const widths = rows[0]!.map((_c, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
             for (const r of rows) out(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
           }
+          // Fault injection left on is worth a loud line (kvd --failpoints, tests only).
+          for (const v of ok) {
+            const fp = v.status!.transportFailpoint;
+            if (fp?.active) {
+              const to = fp.peerNodeIds.length > 0 ? `to nodes ${fp.peerNodeIds.join(',')}` : 'to every peer';
+              out(
+                `FAILPOINT on ${v.endpoint}: outgoing Raft messages ${to} delayed ${fp.delayMs}±${fp.jitterMs} ms, dropped with p=${fp.dropProbability} (${fp.delayedMessages} delayed, ${fp.droppedMessages} dropped so far)`,
+              );
+            }
+          }
         }
         if (ok.length === 0) exitCode = EXIT_CLUSTER;
       } finally {
