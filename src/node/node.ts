@@ -18,7 +18,21 @@
 import type { Logger } from 'pino';
 import { ConfChange, ConfChangeType, ConfState, Message, RaftLogger, bootstrapState } from '../raft';
 import { CorruptDataError, Engine, RaftLogStorage, WriteBatch } from '../storage';
-import { peerAddressKey, peerAddressKeyRange, rangeDescriptorKey, rangeDescriptorKeyRange, readU64 } from '../storage/keys';
+import {
+  dataKeyRange,
+  groupKeyRange,
+  installMarkerKey,
+  peerAddressKey,
+  prefixRange,
+  stagingKey,
+  peerAddressKeyRange,
+  rangeDescriptorKey,
+  rangeDescriptorKeyRange,
+  readU64,
+  sessionKeyRange,
+  tombstoneKey,
+  tombstoneKeyRange,
+} from '../storage/keys';
 import type { RangeMessage, SnapshotSink, Transport, TransportHandler } from '../transport';
 import { StagingSink, recoverSnapshotInstall } from './snapshot';
 import { MessageType } from '../raft';
@@ -76,6 +90,8 @@ export class Node implements TransportHandler {
   private fatal: Error | undefined;
   /** Peer addresses learned from applied membership changes (persisted). */
   private readonly learnedAddresses = new Map<number, string>();
+  /** Ranges this node was removed from (persisted): their replicas are never recreated here. */
+  private readonly tombstones = new Set<number>();
 
   private constructor(
     readonly opts: NodeOptions,
@@ -110,11 +126,18 @@ export class Node implements TransportHandler {
     for await (const [k, v] of this.engine.db.iterator(peerAddressKeyRange())) {
       this.learnedAddresses.set(readU64(k, 1), v.toString('utf8'));
     }
+    for await (const k of this.engine.db.keys(tombstoneKeyRange())) {
+      const rangeId = readU64(k, 1);
+      this.tombstones.add(rangeId);
+      // A crash may have cut the clean-up after the tombstone was written: finish it (idempotent).
+      await this.engine.deleteRanges([groupKeyRange(rangeId), sessionKeyRange(rangeId), prefixRange(stagingKey(rangeId))]);
+    }
     const descs: LocalRangeDescriptor[] = [];
     for await (const [, v] of this.engine.db.iterator(rangeDescriptorKeyRange())) {
       descs.push(JSON.parse(v.toString()) as LocalRangeDescriptor);
     }
-    if (descs.length === 0 && this.opts.bootstrap) {
+    // Bootstrap only a new data directory: a node removed from the first range keeps its tombstone.
+    if (descs.length === 0 && this.opts.bootstrap && !this.tombstones.has(this.opts.bootstrap.rangeId)) {
       // A new cluster's first range: its membership goes into the log (see src/raft/bootstrap.ts),
       // written atomically with the range's descriptor.
       const d: LocalRangeDescriptor = { rangeId: this.opts.bootstrap.rangeId, startHex: '', endHex: '', epochVersion: 1 };
@@ -275,6 +298,10 @@ export class Node implements TransportHandler {
     if (this.stopped) return;
     for (const rm of messages) {
       const r = this.replicas.get(rm.rangeId);
+      if (!r && this.tombstones.has(rm.rangeId)) {
+        this.log.debug({ rangeId: rm.rangeId, from: fromNode, type: rm.message.type }, 'message for a range this node was removed from');
+        continue;
+      }
       if (!r) {
         const t = rm.message.type;
         const fromLeader = t === MessageType.App || t === MessageType.Heartbeat || t === MessageType.Snap;
@@ -428,8 +455,46 @@ export class Node implements TransportHandler {
       r.afterReady(rd);
     }
 
+    // 5. Replicas that applied their own removal go.
+    for (const [r] of work) if (r.removedSelf) await this.destroyReplica(r);
+
     await this.maybeSnapshot();
     return true;
+  }
+
+  /**
+   * Removes a replica whose removal from the range it applied: a durable tombstone (and the
+   * descriptor gone) first, in one synced write, so it is never loaded or recreated again; then
+   * its Raft state, sessions and data (the data keys in its bounds are its own: ranges on a node
+   * never overlap). A crash in between is finished at the next start.
+   */
+  private async destroyReplica(r: Replica): Promise<void> {
+    this.replicas.delete(r.rangeId);
+    this.tombstones.add(r.rangeId);
+    r.close(new RangeNotFoundError(r.rangeId));
+    const b = new WriteBatch();
+    b.put(tombstoneKey(r.rangeId), encodeDescriptor(r.rangeId, r.sm.bounds));
+    b.del(rangeDescriptorKey(r.rangeId));
+    b.del(installMarkerKey(r.rangeId));
+    await this.engine.write(b, { sync: true });
+    const bounds = r.sm.bounds;
+    const keys = await this.engine.deleteRanges([
+      groupKeyRange(r.rangeId),
+      sessionKeyRange(r.rangeId),
+      prefixRange(stagingKey(r.rangeId)),
+      dataKeyRange(bounds.start, bounds.end),
+    ]);
+    this.log.info({ rangeId: r.rangeId, applied: r.appliedIndex, keysDeleted: keys }, 'removed from the range: replica destroyed, tombstone kept');
+  }
+
+  /** Whether a replica of `rangeId` is here or being created (a leader's message asked for it). */
+  hostsOrCreating(rangeId: number): boolean {
+    return this.replicas.has(rangeId) || this.creating.has(rangeId);
+  }
+
+  /** Whether this node was removed from `rangeId` (its replica will not come back here). */
+  isTombstoned(rangeId: number): boolean {
+    return this.tombstones.has(rangeId);
   }
 
   /** Log compaction, off the request path but inside the loop, where the database holds exactly the applied state. */

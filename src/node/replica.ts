@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   ConfChange,
+  ConfChangeType,
   ConfState,
   Entry,
   EntryType,
@@ -110,6 +111,8 @@ export class Replica {
   private readonly incarnation = randomBytes(6).toString('hex');
   appliedIndex: number;
   confState: ConfState;
+  /** This node applied its own removal from the range: the node destroys the replica after the turn. */
+  removedSelf = false;
 
   /** The LevelDB read view that outgoing snapshot payloads stream from, and its Raft snapshot index. */
   private snapHandle: { readonly index: number; readonly view: DbSnapshot } | undefined;
@@ -241,6 +244,7 @@ export class Replica {
         this.config.onConfChange?.(batch, cc);
         this.sm.bounds = { ...this.sm.bounds, confVersion: this.sm.bounds.confVersion + 1 };
         batch.put(rangeDescriptorKey(this.rangeId), encodeDescriptor(this.rangeId, this.sm.bounds));
+        if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.config.nodeId) this.removedSelf = true;
         isConf = true;
       } else if (e.data.length > 0 && e.data[0] === ENTRY_KIND_KV) {
         result = this.sm.apply(batch, e.index, decodeCommand(e.data));

@@ -161,19 +161,13 @@ export async function installStagedSnapshot(
   await engine.write(marker, { sync: true });
 
   // 1. Remove the range's current data and sessions.
+  await engine.deleteRanges([dataKeyRange(bounds.start, bounds.end), sessionKeyRange(rangeId)], INSTALL_BATCH_OPS);
   let b = new WriteBatch();
   const flush = async (): Promise<void> => {
     if (b.size === 0) return;
     await engine.write(b, { sync: false });
     b = new WriteBatch();
   };
-  for (const range of [dataKeyRange(bounds.start, bounds.end), sessionKeyRange(rangeId)]) {
-    for await (const k of engine.db.keys(range)) {
-      b.del(k);
-      if (b.size >= INSTALL_BATCH_OPS) await flush();
-    }
-  }
-  await flush();
 
   // 2. Copy the staged records in (staging stays until the final batch, so a redo can start over).
   const sessionRecords: Array<[Buffer, Buffer]> = [];

@@ -142,6 +142,27 @@ export class Engine {
     await chained.write({ sync: opts.sync });
   }
 
+  /**
+   * Deletes every key in `ranges`, in batches of `batchOps` (not synced: callers that need the
+   * deletion durable before acting on it follow with a synced write). Returns the keys deleted.
+   */
+  async deleteRanges(ranges: ReadonlyArray<{ gte: Buffer; lt: Buffer }>, batchOps = 1000): Promise<number> {
+    let b = new WriteBatch();
+    let n = 0;
+    for (const range of ranges) {
+      for await (const k of this.db.keys(range)) {
+        b.del(k);
+        n++;
+        if (b.size >= batchOps) {
+          await this.write(b, { sync: false });
+          b = new WriteBatch();
+        }
+      }
+    }
+    await this.write(b, { sync: false });
+    return n;
+  }
+
   async close(): Promise<void> {
     await this.db.close();
   }

@@ -15,6 +15,7 @@
 //   0x06 nodeId(8)                                 address of a peer node (learned from membership changes)
 //   0x07 rangeId(8) snapIndex(8) seq(8)            a staged chunk of an incoming snapshot payload
 //   0x08 rangeId(8)                                snapshot install marker (the Raft snapshot being installed)
+//   0x09 rangeId(8)                                tombstone of a range this node was removed from
 
 export const PREFIX_META = 0x01;
 export const PREFIX_GROUP = 0x02;
@@ -24,6 +25,7 @@ export const PREFIX_RANGE = 0x05;
 export const PREFIX_PEER = 0x06;
 export const PREFIX_STAGING = 0x07;
 export const PREFIX_INSTALL_MARKER = 0x08;
+export const PREFIX_TOMBSTONE = 0x09;
 
 export const GROUP_HARD_STATE = 0x01;
 export const GROUP_APPLY_STATE = 0x02;
@@ -166,4 +168,13 @@ export function stagingKey(rangeId: number, snapIndex?: number, seq?: number): B
 /** The install marker of a range: the Raft snapshot being installed. */
 export function installMarkerKey(rangeId: number): Buffer {
   return numericKey(PREFIX_INSTALL_MARKER, rangeId);
+}
+
+/** The tombstone of a range this node was removed from: its replica is never recreated here. */
+export function tombstoneKey(rangeId: number): Buffer {
+  return numericKey(PREFIX_TOMBSTONE, rangeId);
+}
+
+export function tombstoneKeyRange(): { gte: Buffer; lt: Buffer } {
+  return prefixRange(Buffer.from([PREFIX_TOMBSTONE]));
 }

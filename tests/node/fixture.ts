@@ -16,7 +16,7 @@ export async function waitFor<T>(what: string, f: () => T | undefined | false, t
 
 /** The node whose replica of `rangeId` leads, once there is one. */
 export function leaderOf(nodes: () => Iterable<Node>, rangeId: number): Promise<Node> {
-  return waitFor('a leader', () => [...nodes()].find((n) => n.replica(rangeId).isLeader()));
+  return waitFor('a leader', () => [...nodes()].find((n) => n.replicas.get(rangeId)?.isLeader() === true));
 }
 
 /** A put command (clientId/sequence make it exactly-once across the retries below). */

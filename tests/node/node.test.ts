@@ -6,7 +6,7 @@ import pino from 'pino';
 import { Node, NodeOptions, Command } from '../../src/node';
 import { leaderOf, proposeOnLeader, putCommand, waitFor } from './fixture';
 import { LocalNetwork, LocalTransport } from '../../src/transport';
-import { ConfChangeType } from '../../src/raft';
+import { ConfChangeType, MessageType, makeMessage } from '../../src/raft';
 
 const logger = pino({ level: 'silent' });
 const RANGE = 1;
@@ -133,6 +133,42 @@ describe('node: three replicas over the local transport', () => {
     await c.stop(leaderId);
     const again = await c.start(leaderId);
     expect(confVersion(again)).toBe(4);
+  });
+
+  it('a node removed from the range destroys its replica, keeps a tombstone, and never recreates it', async () => {
+    c = new TestCluster([1, 2, 3]);
+    await c.startAll();
+    for (let i = 0; i < 5; i++) await c.put(`k${i}`, 'v');
+    const leader = await c.leader();
+    const victimId = [...c.nodes.keys()].find((id) => id !== leader.nodeId)!;
+    const victim = c.nodes.get(victimId)!;
+    await waitFor('the victim applied the writes', () => victim.replica(RANGE).appliedIndex >= leader.replica(RANGE).appliedIndex || undefined);
+    await leader.proposeConfChange(RANGE, { type: ConfChangeType.RemoveNode, nodeId: victimId, context: new Uint8Array(0) });
+    await waitFor('the victim destroyed its replica', () => !victim.replicas.has(RANGE) || undefined);
+    expect(victim.isTombstoned(RANGE)).toBe(true);
+    // Its Raft state, sessions and data go (after the replica stopped serving); node metadata,
+    // peer addresses and the tombstone remain.
+    const rangeState = async (): Promise<number[]> => {
+      const prefixes = new Set<number>();
+      for await (const k of victim.engine.db.keys()) prefixes.add(k[0]!);
+      return [...prefixes].filter((p) => p !== 0x01 && p !== 0x06 && p !== 0x09);
+    };
+    const deadline = Date.now() + 10_000;
+    while ((await rangeState()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(await rangeState()).toEqual([]);
+    expect(await victim.engine.db.get(Buffer.from([0x09, 0, 0, 0, 0, 0, 0, 0, RANGE]))).toBeDefined();
+    // A late message from the leader does not bring it back.
+    victim.receive(leader.nodeId, [
+      { rangeId: RANGE, message: makeMessage({ type: MessageType.Heartbeat, from: leader.nodeId, to: victimId, term: leader.replica(RANGE).rawNode.status().term }) },
+    ]);
+    expect(victim.hostsOrCreating(RANGE)).toBe(false);
+    // The other two carry on.
+    await c.put('after', 'removal');
+    // And after a restart the node still knows.
+    await c.stop(victimId);
+    const again = await c.start(victimId);
+    expect(again.replicas.has(RANGE)).toBe(false);
+    expect(again.isTombstoned(RANGE)).toBe(true);
   });
 
   it('a node that missed compacted entries catches up from a snapshot', async () => {
