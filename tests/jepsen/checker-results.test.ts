@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { runCli } from '../../scripts/jepsen/checker/cli';
 import { MalformedLineError, NemesisSequenceError } from '../../scripts/jepsen/checker/errors';
 import { checkHistory, checkRun, findNodeLogs, Results } from '../../scripts/jepsen/checker/index';
+import { parseHistory } from '../../scripts/jepsen/checker/history';
 import { nemesisWindows, parseNemesisLog } from '../../scripts/jepsen/checker/nemesis';
 import { opsOf } from '../../scripts/jepsen/checker/notation';
 import { summarizeNemeses } from '../../scripts/jepsen/checker/results';
@@ -188,5 +189,19 @@ describe('run directories and the CLI', () => {
     const run = checkRun(dir, { title: 'T<1>' });
     expect(JSON.parse(readFileSync(run.resultsPath, 'utf8'))).toEqual(JSON.parse(JSON.stringify(run.results)));
     expect(readFileSync(run.reportPath, 'utf8')).toContain('<title>T&lt;1&gt;</title>');
+  });
+});
+
+describe('results at the size of a full-length run', () => {
+  it('summarizes a window followed by 200,000 operations (no argument spreading of huge arrays)', () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 200_000; i++) {
+      lines.push(JSON.stringify({ process: i % 10, type: 'ok', f: 'put', key: `s:${i}`, value: `${i}`, expected: null, result: null, invoke: 100 + i * 10, complete: 105 + i * 10 }));
+    }
+    const history = parseHistory(lines.join('\n'));
+    const events = parseNemesisLog(nemesisLine(0, 'kill', 'start') + nemesisLine(50, 'kill', 'stop'), history.originNs);
+    const { results } = checkHistory(history, events, { set: false });
+    expect(results.valid).toBe(true);
+    expect(results.nemesis.kill?.after.ops).toBe(200_000);
   });
 });

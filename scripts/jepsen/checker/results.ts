@@ -92,7 +92,7 @@ export function buildResults(
   const end = historyEnd(ops);
   const anomalies: Anomaly[] = [];
   for (const k of linearizability.keys) if (k.anomaly !== undefined) anomalies.push(k.anomaly);
-  if (set !== null) anomalies.push(...set.anomalies);
+  if (set !== null) for (const a of set.anomalies) anomalies.push(a);
   const verdicts: Verdict[] = [linearizability.valid];
   if (set !== null) verdicts.push(set.valid);
   return {
@@ -152,7 +152,7 @@ export function summarizeNemeses(ops: readonly Op[], windows: readonly NemesisWi
       if (w.stop !== null) {
         const nextStart = starts[upperBound(starts, w.stop)] ?? Infinity;
         after = invokedIn(w.stop, nextStart);
-        afterAll.push(...after);
+        for (const op of after) afterAll.push(op); // not push(...after): it can hold 100k+ ops
         let firstOk = Infinity;
         for (const op of invokedIn(w.stop, Infinity)) if (op.type === 'ok') firstOk = Math.min(firstOk, op.complete as number);
         recoveryNs = firstOk === Infinity ? null : firstOk - w.stop;
