@@ -10,6 +10,7 @@
 
 import { readFileSync } from 'node:fs';
 import { MalformedLineError, ProcessOverlapError, ProcessReusedAfterInfoError, readInputFile } from './errors';
+import { jsonlLines, lineErrors, parseObjectLine } from './jsonl';
 
 export type OpType = 'ok' | 'fail' | 'info';
 export type OpFunction = 'get' | 'put' | 'delete' | 'cas';
@@ -71,12 +72,7 @@ export function readHistoryFile(path: string): History {
  * trailing newline is fine; an empty line anywhere else is malformed.
  */
 export function parseHistory(text: string): History {
-  const lines = text.split('\n');
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
-  const raw: RawOp[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    raw.push(parseLine((lines[i] as string).replace(/\r$/, ''), i + 1));
-  }
+  const raw = jsonlLines(text).map((l, i) => parseLine(l, i + 1));
   let origin: bigint | null = null;
   for (const r of raw) if (origin === null || r.invoke < origin) origin = r.invoke;
   const originNs = origin ?? 0n;
@@ -139,17 +135,8 @@ function relative(t: bigint, originNs: bigint, line: number): number {
 }
 
 function parseLine(text: string, line: number): RawOp {
-  const bad = (problem: string, cause?: unknown): MalformedLineError =>
-    new MalformedLineError(FILE, line, problem, cause === undefined ? undefined : { cause });
-  if (text.trim() === '') throw bad('empty line');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw bad(`not JSON (${(e as Error).message})`, e);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad('not a JSON object');
-  const o = parsed as Record<string, unknown>;
+  const bad = lineErrors(FILE, line);
+  const o = parseObjectLine(FILE, text, line);
   for (const field of REQUIRED_FIELDS) {
     if (!(field in o)) throw bad(`missing field '${field}'`);
   }

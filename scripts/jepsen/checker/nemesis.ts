@@ -15,7 +15,8 @@
 // was still on when the history ended. Different nemeses may overlap. Lines need not be in time order.
 
 import { readFileSync } from 'node:fs';
-import { MalformedLineError, NemesisSequenceError, readInputFile } from './errors';
+import { NemesisSequenceError, readInputFile } from './errors';
+import { jsonlLines, lineErrors, parseObjectLine } from './jsonl';
 import { topLevelLiteral } from './history';
 
 export interface NemesisEvent {
@@ -47,23 +48,12 @@ export function readNemesisFile(path: string, originNs: bigint): NemesisEvent[] 
 
 /** Parses nemesis.jsonl, rebasing times on `originNs` (the history's). Throws `MalformedLineError`. */
 export function parseNemesisLog(text: string, originNs: bigint): NemesisEvent[] {
-  const lines = text.split('\n');
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
-  return lines.map((raw, i) => parseEvent(raw.replace(/\r$/, ''), i + 1, originNs));
+  return jsonlLines(text).map((l, i) => parseEvent(l, i + 1, originNs));
 }
 
 function parseEvent(text: string, line: number, originNs: bigint): NemesisEvent {
-  const bad = (problem: string, cause?: unknown): MalformedLineError =>
-    new MalformedLineError(FILE, line, problem, cause === undefined ? undefined : { cause });
-  if (text.trim() === '') throw bad('empty line');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw bad(`not JSON (${(e as Error).message})`, e);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad('not a JSON object');
-  const o = parsed as Record<string, unknown>;
+  const bad = lineErrors(FILE, line);
+  const o = parseObjectLine(FILE, text, line);
   const time = o['time'];
   if (typeof time !== 'number' || !Number.isInteger(time)) throw bad(`'time' must be an integer, got ${JSON.stringify(time)}`);
   let exact: bigint;
