@@ -87,7 +87,7 @@ export class AdminService {
 
   private replica(rangeId: number): Replica {
     const r = this.o.node.replicas.get(rangeId);
-    if (!r) throw new AdminFailure(grpc.status.NOT_FOUND, `range ${rangeId} is not on node ${this.o.node.nodeId}`);
+    if (!r || !r.initialized) throw new AdminFailure(grpc.status.NOT_FOUND, `range ${rangeId} is not on node ${this.o.node.nodeId}`);
     return r;
   }
 
@@ -113,7 +113,7 @@ export class AdminService {
 
   private async clusterStatus(): Promise<object> {
     const node = this.o.node;
-    const ranges = [...node.replicas.values()].map((r) => this.rangeStatusOf(r));
+    const ranges = [...node.replicas.values()].filter((r) => r.initialized).map((r) => this.rangeStatusOf(r));
     const ids = new Set<number>([node.nodeId]);
     for (const r of node.replicas.values()) for (const id of [...r.confState.voters, ...r.confState.learners]) ids.add(id);
     const nodes = [...ids].sort((a, b) => a - b).map((id) => {

@@ -21,6 +21,7 @@ import {
   ServerBusyError,
 } from '../node';
 import { NotLeaderError, ProposalDroppedError } from '../raft';
+import { META_RANGE_ID } from '../storage/keys';
 import {
   BatchRequestMsg,
   CompareAndSwapRequestMsg,
@@ -313,16 +314,15 @@ export class KvService {
     let rangeId = header?.rangeId ?? 0;
     if (rangeId === 0) {
       // Unrouted request (e.g. a hand-written stub): use the local range holding the first key.
-      const first = keys[0];
-      for (const r of this.node.replicas.values()) {
-        if (first === undefined || inBounds(first, r.sm.bounds.start, r.sm.bounds.end)) {
-          rangeId = r.rangeId;
-          break;
-        }
+      const first = keys[0] ?? Buffer.alloc(0);
+      const local = this.node.rangeForKey(first);
+      if (!local) {
+        throw new RoutingFailure(0, { message: `no range on node ${this.node.nodeId} holds the key; look it up in placement`, rangeNotFound: { rangeId: 0 } });
       }
+      rangeId = local.rangeId;
     }
     const r = this.node.replicas.get(rangeId);
-    if (!r) {
+    if (!r || !r.initialized || rangeId === META_RANGE_ID) {
       throw new RoutingFailure(rangeId, { message: `range ${rangeId} is not on node ${this.node.nodeId}`, rangeNotFound: { rangeId } });
     }
     const epoch = header?.epoch;

@@ -332,3 +332,45 @@ export function decodeResult(data: Uint8Array): CommandResult {
   r.end();
   return { status, results };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Split: a replicated command of the parent range (the left side keeps the parent's id).
+//
+//   [kind u8 = 2][version u8 = 1][epochVersion u64][newRangeId u64][splitKey: len u32 + bytes]
+//
+// At apply, on every replica: if the range's epoch version still equals `epochVersion` and the
+// split key lies strictly inside the range, the range becomes [start, splitKey) and a new range
+// `newRangeId` = [splitKey, end) is created with the same replicas; both get version + 1.
+
+export const ENTRY_KIND_SPLIT = 2;
+const SPLIT_VERSION = 1;
+
+export interface SplitCommand {
+  /** The epoch version the split was decided at; a range that changed since refuses it. */
+  readonly epochVersion: number;
+  readonly splitKey: Uint8Array;
+  readonly newRangeId: number;
+}
+
+export function encodeSplit(s: SplitCommand): Buffer {
+  const w = new Writer(2 + 16 + 4 + s.splitKey.length);
+  w.u8(ENTRY_KIND_SPLIT);
+  w.u8(SPLIT_VERSION);
+  w.u64(s.epochVersion);
+  w.u64(s.newRangeId);
+  w.bytes(s.splitKey);
+  return w.done();
+}
+
+export function decodeSplit(data: Uint8Array): SplitCommand {
+  const r = new Reader(data);
+  const kind = r.u8();
+  if (kind !== ENTRY_KIND_SPLIT) throw new CommandDecodeError(`entry kind ${kind} is not a split`);
+  const version = r.u8();
+  if (version !== SPLIT_VERSION) throw new CommandDecodeError(`unknown split version ${version}`);
+  const epochVersion = r.u64();
+  const newRangeId = r.u64();
+  const splitKey = r.bytes();
+  r.end();
+  return { epochVersion, newRangeId, splitKey };
+}

@@ -73,3 +73,21 @@ export class SnapshotUnavailableError extends NodeError {
     super(`range ${rangeId}: no readable snapshot at index ${index} on this node (a fresh one is being prepared)`);
   }
 }
+
+/** A split that cannot be proposed or did not take effect; nothing changed. */
+export class SplitRefusedError extends NodeError {
+  readonly code = 'SPLIT_REFUSED';
+  readonly definite = true;
+  constructor(readonly rangeId: number, readonly reason: string) {
+    super(`range ${rangeId}: split refused: ${reason}`);
+  }
+}
+
+/** A snapshot this node will not take now (it would overlap a local range, or the range was removed here). */
+export class SnapshotRefusedError extends NodeError {
+  readonly code = 'SNAPSHOT_REFUSED';
+  readonly definite = true;
+  constructor(readonly rangeId: number, readonly reason: string) {
+    super(`range ${rangeId}: snapshot refused: ${reason}`);
+  }
+}

@@ -16,7 +16,7 @@
 import { CorruptDataError, Engine, WriteBatch } from '../storage';
 import { openRecord, sealRecord } from '../storage/codec';
 import { readU64, writeU64 } from '../storage/keys';
-import { dataKey, dataKeyRange, sessionKey, sessionKeyRange, sessionResultKey, userKeyOf } from '../storage/keys';
+import { dataKey, dataKeyRange, dataPrefixOf, sessionKey, sessionKeyRange, sessionResultKey, userKeyOf } from '../storage/keys';
 import { SnapshotInstallingError } from './errors';
 import {
   Command,
@@ -109,6 +109,8 @@ export class KvStateMachine {
    * per batch by flushSessions(), not once per command (a pipelining client has many per batch).
    */
   private dirtySessions = new Set<number>();
+  /** The data keyspace prefix of this range (the meta range keeps its keys apart). */
+  readonly prefix: number;
 
   private constructor(
     private readonly engine: Engine,
@@ -120,6 +122,7 @@ export class KvStateMachine {
     this.sessionWindow = opts.sessionWindow ?? 4096;
     this.sessionTtlMs = opts.sessionTtlMs ?? 10 * 60 * 1000;
     this.sweepEvery = opts.sessionSweepEveryEntries ?? 1024;
+    this.prefix = dataPrefixOf(rangeId);
   }
 
   static async load(engine: Engine, rangeId: number, bounds: RangeBounds, opts: StateMachineOptions = {}): Promise<KvStateMachine> {
@@ -146,7 +149,7 @@ export class KvStateMachine {
    */
   get(key: Uint8Array): StoredValue | undefined {
     this.checkReadable();
-    const raw = this.engine.db.getSync(dataKey(key));
+    const raw = this.engine.db.getSync(dataKey(key, this.prefix));
     return raw === undefined ? undefined : decodeValue(raw, key);
   }
 
@@ -156,7 +159,7 @@ export class KvStateMachine {
    */
   async verifyData(): Promise<number> {
     let n = 0;
-    for await (const [k, v] of this.engine.db.iterator(dataKeyRange(this.bounds.start, this.bounds.end))) {
+    for await (const [k, v] of this.engine.db.iterator(dataKeyRange(this.bounds.start, this.bounds.end, this.prefix))) {
       decodeValue(v, userKeyOf(k));
       n++;
     }
@@ -169,7 +172,7 @@ export class KvStateMachine {
     const lo = Buffer.compare(start, this.bounds.start) > 0 ? start : this.bounds.start;
     let hi = end;
     if (this.bounds.end.length > 0 && (hi.length === 0 || Buffer.compare(hi, this.bounds.end) > 0)) hi = this.bounds.end;
-    const range = dataKeyRange(lo, hi);
+    const range = dataKeyRange(lo, hi, this.prefix);
     let n = 0;
     for await (const [k, v] of this.engine.db.iterator({ ...range, limit: limit > 0 ? limit : -1 })) {
       this.checkReadable();
@@ -180,7 +183,7 @@ export class KvStateMachine {
   }
 
   private read(key: Uint8Array): StoredValue | undefined {
-    const dk = dataKey(key);
+    const dk = dataKey(key, this.prefix);
     const hex = dk.toString('hex');
     if (this.overlay.has(hex)) {
       const v = this.overlay.get(hex);
@@ -191,7 +194,7 @@ export class KvStateMachine {
   }
 
   private write(batch: WriteBatch, key: Uint8Array, value: Uint8Array | null, version: number): void {
-    const dk = dataKey(key);
+    const dk = dataKey(key, this.prefix);
     if (value === null) {
       batch.del(dk);
       this.overlay.set(dk.toString('hex'), null);
@@ -214,6 +217,18 @@ export class KvStateMachine {
       if (s) batch.put(sessionKey(this.rangeId, clientId), encodeSession(s));
     }
     this.dirtySessions.clear();
+  }
+
+  /**
+   * Stages a copy of every client session (header and remembered results) under range `rangeId`
+   * (the right side of a split): a write retried after the split, now routed to the new range,
+   * must find its first result there. Call after flushSessions().
+   */
+  copySessionsTo(batch: WriteBatch, rangeId: number): void {
+    for (const [clientId, s] of this.sessions) {
+      batch.put(sessionKey(rangeId, clientId), encodeSession(s));
+      for (const [seq, enc] of s.results) batch.put(sessionResultKey(rangeId, clientId, seq), sealRecord(enc));
+    }
   }
 
   /**

@@ -16,11 +16,17 @@
 // always a prefix of the writes: an unsynced batch never survives while an earlier one is lost.
 
 import type { Logger } from 'pino';
-import { ConfChange, ConfChangeType, ConfState, Message, RaftLogger, bootstrapState } from '../raft';
+import { ConfChange, ConfChangeType, ConfState, HardState, Message, RaftLogger } from '../raft';
 import { CorruptDataError, Engine, RaftLogStorage, WriteBatch } from '../storage';
 import {
   dataKeyRange,
+  dataPrefixOf,
   groupKeyRange,
+  hardStateKey,
+  numericKey,
+  PREFIX_GROUP,
+  PREFIX_INSTALL_MARKER,
+  META_RANGE_ID,
   installMarkerKey,
   peerAddressKey,
   prefixRange,
@@ -37,9 +43,27 @@ import type { RangeMessage, SnapshotSink, Transport, TransportHandler } from '..
 import { StagingSink, recoverSnapshotInstall } from './snapshot';
 import { MessageType } from '../raft';
 import { Command, CommandResult } from './command';
-import { NodeStoppedError, RangeNotFoundError, ServerBusyError } from './errors';
+import { NodeStoppedError, RangeNotFoundError, ServerBusyError, SnapshotRefusedError, SplitRefusedError } from './errors';
 import { KvStateMachine, RangeBounds } from './kv-state-machine';
-import { Replica, StoredDescriptor, encodeDescriptor, snapshotDescriptor } from './replica';
+import {
+  NO_BOUNDS,
+  Replica,
+  SplitRight,
+  StoredDescriptor,
+  boundsOf,
+  boundsOverlap,
+  encodeDescriptor,
+  snapshotDescriptor,
+} from './replica';
+import { decodeHardState } from '../storage/codec';
+
+/**
+ * The log position a range created by a split starts at, on every replica: its log is empty up to
+ * this index, as if a snapshot at (index, term) = (5, 5) had been installed, so a replica that
+ * learns of the range late is sent a snapshot (TiKV and CockroachDB start split ranges the same way).
+ */
+export const SPLIT_INIT_INDEX = 5;
+export const SPLIT_INIT_TERM = 5;
 
 /** A range's descriptor as this node stores it (see replica.ts). */
 export type LocalRangeDescriptor = StoredDescriptor;
@@ -59,6 +83,8 @@ export interface NodeOptions {
   readonly heartbeatTicks?: number;
   /** Create this range with these voters if the node hosts no range yet (a new cluster's first range). */
   readonly bootstrap?: { readonly rangeId: number; readonly voters: readonly number[] };
+  /** Also create the meta range (id 0, the placement service's group) with the same voters. */
+  readonly bootstrapMeta?: boolean;
   /** Snapshot a range after this many applied entries since its last snapshot. Default 10,000. */
   readonly snapshotEveryEntries?: number;
   /** Entries kept in the log behind a snapshot. Default 1,000. */
@@ -92,6 +118,13 @@ export class Node implements TransportHandler {
   private readonly learnedAddresses = new Map<number, string>();
   /** Ranges this node was removed from (persisted): their replicas are never recreated here. */
   private readonly tombstones = new Set<number>();
+  /**
+   * Hard states of replicas that have no descriptor (created for a leader's message, never
+   * initialized), loaded at start: a split that initializes one must keep its term and vote.
+   */
+  private readonly uninitializedHardStates = new Map<number, HardState>();
+  /** Right sides of splits applied in the current turn, opened once its batch is written. */
+  private splitsToOpen: Array<{ right: SplitRight; parentLeads: boolean }> = [];
 
   private constructor(
     readonly opts: NodeOptions,
@@ -136,47 +169,83 @@ export class Node implements TransportHandler {
     for await (const [, v] of this.engine.db.iterator(rangeDescriptorKeyRange())) {
       descs.push(JSON.parse(v.toString()) as LocalRangeDescriptor);
     }
-    // Bootstrap only a new data directory: a node removed from the first range keeps its tombstone.
-    if (descs.length === 0 && this.opts.bootstrap && !this.tombstones.has(this.opts.bootstrap.rangeId)) {
-      // A new cluster's first range: its membership goes into the log (see src/raft/bootstrap.ts),
-      // written atomically with the range's descriptor.
-      const d: LocalRangeDescriptor = { rangeId: this.opts.bootstrap.rangeId, startHex: '', endHex: '', epochVersion: 1 };
-      const boot = bootstrapState(this.opts.bootstrap.voters);
-      const storage = await RaftLogStorage.load(this.engine, d.rangeId);
-      if (storage.lastIndex() !== 0) {
-        throw new CorruptDataError(`range ${d.rangeId}`, 'raft log exists but the range descriptor is missing');
-      }
+    const described = new Set(descs.map((d) => d.rangeId));
+    // A replica without a descriptor that crashed while installing its first snapshot: finish the
+    // install (it carries the descriptor), then the replica opens like any other.
+    for await (const k of this.engine.db.keys(prefixRange(Buffer.from([PREFIX_INSTALL_MARKER])))) {
+      const rangeId = readU64(k, 1);
+      if (described.has(rangeId) || this.tombstones.has(rangeId)) continue;
+      const snap = await recoverSnapshotInstall(this.engine, rangeId, undefined, (sn) => boundsOf(snapshotDescriptor(rangeId, sn.data)));
+      if (!snap) continue;
+      const d = snapshotDescriptor(rangeId, snap.data);
       const b = new WriteBatch();
-      storage.stageAppend(b, boot.entries);
-      storage.stageHardState(b, boot.hardState);
-      b.put(rangeDescriptorKey(d.rangeId), Buffer.from(JSON.stringify(d)));
-      await this.engine.write(b);
+      b.put(rangeDescriptorKey(rangeId), encodeDescriptor(rangeId, boundsOf(d)));
+      await this.engine.write(b, { sync: true });
       descs.push(d);
-      this.log.info({ rangeId: d.rangeId, voters: this.opts.bootstrap.voters }, 'bootstrapped range');
+      described.add(rangeId);
+      this.log.warn({ rangeId, index: snap.metadata.index }, 'finished the first snapshot install of a new replica that a crash interrupted');
+    }
+    await this.loadUninitializedHardStates(described);
+    // Bootstrap only a new data directory: a node removed from a first range keeps its tombstone.
+    if (descs.length === 0 && this.opts.bootstrap) {
+      const ids = [this.opts.bootstrap.rangeId, ...(this.opts.bootstrapMeta ? [META_RANGE_ID] : [])];
+      for (const rangeId of ids) {
+        if (this.tombstones.has(rangeId)) continue;
+        descs.push(await this.bootstrapRange(rangeId, this.opts.bootstrap.voters));
+      }
     }
     for (const d of descs) await this.openReplica(d, true);
+  }
+
+  /**
+   * Writes a new cluster's first range (or the meta range) on one of its initial voters: its
+   * descriptor (the whole keyspace, version 1) and Raft state starting at SPLIT_INIT_INDEX with
+   * the initial voters, exactly as a split starts a range. Every initial voter writes the same, so
+   * their logs agree at that position; a replica added later always receives a snapshot, which
+   * carries the descriptor (a log that began at index 1 would not).
+   */
+  private async bootstrapRange(rangeId: number, voters: readonly number[]): Promise<LocalRangeDescriptor> {
+    const storage = await RaftLogStorage.load(this.engine, rangeId);
+    if (storage.lastIndex() !== 0) {
+      throw new CorruptDataError(`range ${rangeId}`, 'raft log exists but the range descriptor is missing');
+    }
+    const bounds: RangeBounds = { start: Buffer.alloc(0), end: Buffer.alloc(0), epochVersion: 1, confVersion: 0 };
+    const b = new WriteBatch();
+    RaftLogStorage.stageInitialState(
+      b,
+      rangeId,
+      { metadata: { index: SPLIT_INIT_INDEX, term: SPLIT_INIT_TERM, confState: { voters: [...voters], learners: [] } }, data: encodeDescriptor(rangeId, bounds) },
+      { term: SPLIT_INIT_TERM, vote: 0, commit: SPLIT_INIT_INDEX },
+    );
+    b.put(rangeDescriptorKey(rangeId), encodeDescriptor(rangeId, bounds));
+    await this.engine.write(b);
+    this.log.info({ rangeId, voters }, rangeId === META_RANGE_ID ? 'bootstrapped the meta range' : 'bootstrapped range');
+    return JSON.parse(encodeDescriptor(rangeId, bounds).toString()) as LocalRangeDescriptor;
   }
 
   /**
    * Opens a replica. At node start (`recover`), first finishes an interrupted snapshot install and
    * drops stale staged payloads; a replica created on demand must keep what was just staged.
    */
-  private async openReplica(d: LocalRangeDescriptor, recover: boolean): Promise<Replica> {
-    let bounds: RangeBounds = {
-      start: Buffer.from(d.startHex, 'hex'),
-      end: Buffer.from(d.endHex, 'hex'),
-      epochVersion: d.epochVersion,
-      confVersion: d.confVersion ?? 0,
-    };
-    const recovered = recover ? await recoverSnapshotInstall(this.engine, d.rangeId, bounds) : undefined;
+  private async openReplica(d: LocalRangeDescriptor | { rangeId: number; uninitialized: true }, recover: boolean): Promise<Replica> {
+    if ('uninitialized' in d) return this.buildReplica(d.rangeId, NO_BOUNDS, false, false);
+    let bounds: RangeBounds = boundsOf(d);
+    const recovered = recover
+      ? await recoverSnapshotInstall(this.engine, d.rangeId, bounds, (sn) => boundsOf(snapshotDescriptor(d.rangeId, sn.data)))
+      : undefined;
     if (recovered) {
       this.log.warn({ rangeId: d.rangeId, index: recovered.metadata.index }, 'finished a snapshot install that a crash interrupted');
       // The installed snapshot's descriptor is the range's from now on.
-      bounds = { ...bounds, confVersion: snapshotDescriptor(d.rangeId, recovered.data).confVersion ?? bounds.confVersion };
+      bounds = boundsOf(snapshotDescriptor(d.rangeId, recovered.data));
       const b = new WriteBatch();
       b.put(rangeDescriptorKey(d.rangeId), encodeDescriptor(d.rangeId, bounds));
       await this.engine.write(b, { sync: true });
     }
+    return this.buildReplica(d.rangeId, bounds, true, recover);
+  }
+
+  private async buildReplica(rangeId: number, bounds: RangeBounds, initialized: boolean, recover: boolean): Promise<Replica> {
+    const d = { rangeId };
     const storage = await RaftLogStorage.load(this.engine, d.rangeId);
     const sm = await KvStateMachine.load(this.engine, d.rangeId, bounds);
     if (recover) {
@@ -203,6 +272,12 @@ export class Node implements TransportHandler {
         snapshotEveryEntries: this.opts.snapshotEveryEntries ?? 10_000,
         compactionSlackEntries: this.opts.compactionSlackEntries ?? 1_000,
         onConfChange: (batch, cc) => this.learnAddress(batch, cc),
+        onSplit: (batch, parent, right) => this.stageSplitRight(batch, parent, right),
+        checkInstall: (id, b) => {
+          const other = this.overlapping(id, b);
+          if (other) throw new CorruptDataError(`range ${id}`, `a snapshot with bounds overlapping range ${other.rangeId} reached the install`);
+        },
+        initialized,
       },
       storage,
       sm,
@@ -210,7 +285,7 @@ export class Node implements TransportHandler {
     );
     replica.prepareSnapshotViewAtOpen();
     this.replicas.set(d.rangeId, replica);
-    rlog.info({ applied: replica.appliedIndex, lastIndex: storage.lastIndex(), conf: replica.confState }, 'replica loaded');
+    rlog.info({ applied: replica.appliedIndex, lastIndex: storage.lastIndex(), conf: replica.confState, initialized }, 'replica loaded');
     return replica;
   }
 
@@ -222,16 +297,17 @@ export class Node implements TransportHandler {
     batch.put(peerAddressKey(cc.nodeId), Buffer.from(address, 'utf8'));
   }
 
-  /** Creates an empty replica for a range a leader told us about (we were added to its group). */
+  /**
+   * Creates an uninitialized replica for a range a leader told us about (we were added to its
+   * group, or it was split off a range we have not caught up with). It has no descriptor and
+   * serves nothing: a snapshot initializes it (its bounds must overlap no range here), or the
+   * split that creates the range, once this node applies it.
+   */
   private async createReplica(rangeId: number): Promise<void> {
     try {
-      // TODO(multi-range): take the bounds from the range descriptor carried by the snapshot.
-      const d: LocalRangeDescriptor = { rangeId, startHex: '', endHex: '', epochVersion: 1 };
-      const b = new WriteBatch();
-      b.put(rangeDescriptorKey(rangeId), Buffer.from(JSON.stringify(d)));
-      await this.engine.write(b);
-      await this.openReplica(d, false);
-      this.log.info({ rangeId }, 'created an empty replica: a leader added this node to the range');
+      await this.openReplica({ rangeId, uninitialized: true }, false);
+      this.uninitializedHardStates.delete(rangeId); // the replica holds it now
+      this.log.info({ rangeId }, 'created an uninitialized replica for a leader\'s message');
     } finally {
       const waiting = this.creating.get(rangeId) ?? [];
       this.creating.delete(rangeId);
@@ -241,8 +317,136 @@ export class Node implements TransportHandler {
 
   replica(rangeId: number): Replica {
     const r = this.replicas.get(rangeId);
-    if (!r) throw new RangeNotFoundError(rangeId);
+    if (!r || !r.initialized) throw new RangeNotFoundError(rangeId);
     return r;
+  }
+
+  /** An initialized range here, other than `rangeId`, that shares a key with `bounds`. */
+  overlapping(rangeId: number, bounds: RangeBounds): Replica | undefined {
+    for (const r of this.replicas.values()) {
+      if (r.rangeId !== rangeId && r.initialized && r.rangeId !== META_RANGE_ID && boundsOverlap(r.sm.bounds, bounds)) return r;
+    }
+    return undefined;
+  }
+
+  /** The initialized user range here that holds `key`, if any. */
+  rangeForKey(key: Uint8Array): Replica | undefined {
+    for (const r of this.replicas.values()) {
+      if (r.initialized && r.rangeId !== META_RANGE_ID && keyInRangeBounds(key, r.sm.bounds)) return r;
+    }
+    return undefined;
+  }
+
+  /**
+   * Splits range `rangeId` at `splitKey` (on its leader here): the range keeps the keys below it,
+   * a new range `newRangeId` (unique in the cluster: placement allocates it) takes the rest.
+   * Resolves once the split is applied here; refused if the range changed since `epochVersion`.
+   */
+  async split(rangeId: number, splitKey: Uint8Array, newRangeId: number, epochVersion?: number): Promise<{ left: RangeBounds; right: RangeBounds }> {
+    this.checkRunning();
+    if (rangeId === META_RANGE_ID) throw new SplitRefusedError(rangeId, 'the meta range is never split');
+    if (newRangeId === META_RANGE_ID || this.replicas.has(newRangeId) || this.tombstones.has(newRangeId)) {
+      throw new SplitRefusedError(rangeId, `range id ${newRangeId} is already in use here`);
+    }
+    const r = this.replica(rangeId);
+    const b = r.sm.bounds;
+    const version = epochVersion ?? b.epochVersion;
+    if (version !== b.epochVersion) throw new SplitRefusedError(rangeId, `its epoch version is ${b.epochVersion}, not ${version}`);
+    if (splitKey.length === 0 || Buffer.compare(splitKey, b.start) <= 0 || !keyInRangeBounds(splitKey, b)) {
+      throw new SplitRefusedError(rangeId, `split key ${Buffer.from(splitKey).toString('hex')} is not strictly inside the range`);
+    }
+    const p = r.proposeSplit({ epochVersion: version, splitKey, newRangeId });
+    this.schedule();
+    const res = await p;
+    if (res.status !== 0) {
+      throw new SplitRefusedError(rangeId, res.status === 1 ? 'the range changed before the split applied' : 'the split key left the range before the split applied');
+    }
+    const right = this.replicas.get(newRangeId);
+    return { left: r.sm.bounds, right: right ? right.sm.bounds : NO_BOUNDS };
+  }
+
+  /**
+   * Stages the right side of a split that the parent's replica is applying, into the batch that
+   * applies it: its descriptor, its Raft state (an empty log at SPLIT_INIT_INDEX with the parent's
+   * membership; the term and vote of an uninitialized replica of it, if one voted already), and a
+   * copy of the parent's client sessions (a write retried after the split must still find its
+   * first result). Skipped when this node is not in the parent's membership any more or was
+   * removed from the new range already: the range lives on elsewhere.
+   */
+  private stageSplitRight(batch: WriteBatch, parent: Replica, right: SplitRight): void {
+    const me = this.opts.nodeId;
+    const member = right.confState.voters.includes(me) || right.confState.learners.includes(me);
+    const existing = this.replicas.get(right.rangeId);
+    if (!member || this.tombstones.has(right.rangeId)) {
+      this.log.warn({ rangeId: parent.rangeId, right: right.rangeId, member }, 'split applied; the new range is not created here');
+      return;
+    }
+    if (existing?.initialized) {
+      // A snapshot of the new range can only be installed once no local range overlaps it.
+      throw new CorruptDataError(`range ${right.rangeId}`, 'initialized before the split that creates it applied here');
+    }
+    const prior = existing ? existing.rawNode.status() : this.uninitializedHardStates.get(right.rangeId);
+    const hs: HardState =
+      prior && prior.term > SPLIT_INIT_TERM
+        ? { term: prior.term, vote: prior.vote, commit: SPLIT_INIT_INDEX }
+        : { term: SPLIT_INIT_TERM, vote: 0, commit: SPLIT_INIT_INDEX };
+    RaftLogStorage.stageInitialState(batch, right.rangeId, {
+      metadata: { index: SPLIT_INIT_INDEX, term: SPLIT_INIT_TERM, confState: right.confState },
+      data: encodeDescriptor(right.rangeId, right.bounds),
+    }, hs);
+    batch.put(rangeDescriptorKey(right.rangeId), encodeDescriptor(right.rangeId, right.bounds));
+    parent.sm.copySessionsTo(batch, right.rangeId);
+    if (existing) {
+      // Replaced by the initialized replica once the batch is written; until then, messages wait.
+      this.replicas.delete(right.rangeId);
+      existing.close(new RangeNotFoundError(right.rangeId));
+    }
+    this.uninitializedHardStates.delete(right.rangeId);
+    if (!this.creating.has(right.rangeId)) this.creating.set(right.rangeId, []);
+    this.splitsToOpen.push({ right, parentLeads: parent.isLeader() });
+  }
+
+  /** Opens the right sides of the splits applied in this turn (their state is written). */
+  private async openSplitRights(): Promise<void> {
+    const todo = this.splitsToOpen;
+    this.splitsToOpen = [];
+    for (const { right, parentLeads } of todo) {
+      try {
+        const r = await this.openReplica(
+          { rangeId: right.rangeId, startHex: Buffer.from(right.bounds.start).toString('hex'), endHex: Buffer.from(right.bounds.end).toString('hex'), epochVersion: right.bounds.epochVersion, confVersion: right.bounds.confVersion },
+          false,
+        );
+        r.takeSnapshotView();
+        // The parent's leader starts the new range's first election at once, instead of leaving
+        // the range without a leader for an election timeout.
+        if (parentLeads) r.rawNode.campaign();
+        this.log.info({ rangeId: right.rangeId, start: Buffer.from(right.bounds.start).toString('hex'), end: Buffer.from(right.bounds.end).toString('hex'), campaign: parentLeads }, 'created the right side of a split');
+      } finally {
+        const waiting = this.creating.get(right.rangeId) ?? [];
+        this.creating.delete(right.rangeId);
+        for (const { from, rm } of waiting) this.receive(from, [rm]);
+      }
+    }
+  }
+
+  /**
+   * Finds the groups that have Raft state but no descriptor (uninitialized replicas from before
+   * a restart) and remembers their hard state: one seek per group, not a scan of their logs.
+   */
+  private async loadUninitializedHardStates(described: ReadonlySet<number>): Promise<void> {
+    let cursor = numericKey(PREFIX_GROUP, 0);
+    const end = Buffer.from([PREFIX_GROUP + 1]);
+    for (;;) {
+      let groupId: number | undefined;
+      for await (const k of this.engine.db.keys({ gte: cursor, lt: end, limit: 1 })) groupId = readU64(k, 1);
+      if (groupId === undefined) return;
+      if (!described.has(groupId) && !this.tombstones.has(groupId)) {
+        const raw = await this.engine.db.get(hardStateKey(groupId));
+        if (raw !== undefined) this.uninitializedHardStates.set(groupId, decodeHardState(`group ${groupId} hard state`, raw));
+      }
+      if (groupId >= Number.MAX_SAFE_INTEGER - 1) return;
+      cursor = numericKey(PREFIX_GROUP, groupId + 1);
+    }
   }
 
   private checkRunning(): void {
@@ -318,6 +522,22 @@ export class Node implements TransportHandler {
         }
         continue;
       }
+      if (rm.message.type === MessageType.Snap && rm.message.snapshot) {
+        // A snapshot may only (re)define a range's bounds where no other range here lives: one
+        // that overlaps a range this node has not split yet waits until it has.
+        let d: StoredDescriptor;
+        try {
+          d = snapshotDescriptor(rm.rangeId, rm.message.snapshot.data);
+        } catch (err) {
+          this.log.warn({ rangeId: rm.rangeId, from: fromNode, err }, 'snapshot with an unreadable descriptor dropped');
+          continue;
+        }
+        const other = this.overlapping(rm.rangeId, boundsOf(d));
+        if (other) {
+          this.log.error({ rangeId: rm.rangeId, from: fromNode, overlaps: other.rangeId }, 'snapshot overlaps a local range (after its payload was accepted): dropped');
+          continue;
+        }
+      }
       if (rm.message.to !== this.opts.nodeId || rm.message.from !== fromNode) {
         this.log.warn({ rangeId: rm.rangeId, from: fromNode, msgFrom: rm.message.from, to: rm.message.to }, 'misaddressed raft message dropped');
         continue;
@@ -341,6 +561,10 @@ export class Node implements TransportHandler {
 
   snapshotSink(_fromNode: number, rangeId: number, message: Message): SnapshotSink {
     if (!message.snapshot) throw new TypeError('snapshotSink: not a Snap message');
+    if (this.tombstones.has(rangeId)) throw new SnapshotRefusedError(rangeId, 'this node was removed from the range');
+    // Refused before any payload moves: the sender reports the snapshot failed and retries later.
+    const other = this.overlapping(rangeId, boundsOf(snapshotDescriptor(rangeId, message.snapshot.data)));
+    if (other) throw new SnapshotRefusedError(rangeId, `its bounds overlap range ${other.rangeId} here, which has not applied the split or removal that separates them yet`);
     return new StagingSink(this.engine, rangeId, message.snapshot.metadata.index);
   }
 
@@ -439,6 +663,7 @@ export class Node implements TransportHandler {
       r.afterPersist();
       r.sm.batchWritten();
     }
+    if (this.splitsToOpen.length > 0) await this.openSplitRights();
 
     // 2. Speak.
     for (const [r, rd] of work) {
@@ -482,7 +707,7 @@ export class Node implements TransportHandler {
       groupKeyRange(r.rangeId),
       sessionKeyRange(r.rangeId),
       prefixRange(stagingKey(r.rangeId)),
-      dataKeyRange(bounds.start, bounds.end),
+      dataKeyRange(bounds.start, bounds.end, dataPrefixOf(r.rangeId)),
     ]);
     this.log.info({ rangeId: r.rangeId, applied: r.appliedIndex, keysDeleted: keys }, 'removed from the range: replica destroyed, tombstone kept');
   }
@@ -530,4 +755,9 @@ export class Node implements TransportHandler {
     for (const r of this.replicas.values()) r.close(new NodeStoppedError());
     await this.engine.close();
   }
+}
+
+function keyInRangeBounds(key: Uint8Array, b: RangeBounds): boolean {
+  if (Buffer.compare(key, b.start) < 0) return false;
+  return b.end.length === 0 || Buffer.compare(key, b.end) < 0;
 }

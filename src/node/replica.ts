@@ -21,7 +21,18 @@ import {
 import { CorruptDataError, Engine, RaftLogStorage, WriteBatch } from '../storage';
 import { rangeDescriptorKey } from '../storage/keys';
 import { DbSnapshot, installStagedSnapshot, snapshotPayload, stageInstallDone } from './snapshot';
-import { Command, CommandResult, ENTRY_KIND_KV, decodeCommand, encodeCommand } from './command';
+import {
+  Command,
+  CommandResult,
+  CommandStatus,
+  ENTRY_KIND_KV,
+  ENTRY_KIND_SPLIT,
+  SplitCommand,
+  decodeCommand,
+  decodeSplit,
+  encodeCommand,
+  encodeSplit,
+} from './command';
 import { KvStateMachine, RangeBounds } from './kv-state-machine';
 import { ProposalLostError, ReadIndexDroppedError, SnapshotUnavailableError } from './errors';
 
@@ -43,6 +54,46 @@ export function encodeDescriptor(rangeId: number, b: RangeBounds): Buffer {
     confVersion: b.confVersion,
   };
   return Buffer.from(JSON.stringify(d));
+}
+
+/** The bounds and epoch a stored descriptor describes. */
+export function boundsOf(d: StoredDescriptor): RangeBounds {
+  return {
+    start: Buffer.from(d.startHex, 'hex'),
+    end: Buffer.from(d.endHex, 'hex'),
+    epochVersion: d.epochVersion,
+    confVersion: d.confVersion ?? 0,
+  };
+}
+
+/**
+ * The bounds of a replica that has no descriptor yet (created for a leader's message, waiting for
+ * a snapshot or for the split that creates it): they contain no key, so it never serves one.
+ */
+export const NO_BOUNDS: RangeBounds = { start: Buffer.from([0]), end: Buffer.from([0]), epochVersion: 0, confVersion: 0 };
+
+/** Whether `key` lies in `b`. */
+export function keyInRange(key: Uint8Array, b: RangeBounds): boolean {
+  if (Buffer.compare(key, b.start) < 0) return false;
+  return b.end.length === 0 || Buffer.compare(key, b.end) < 0;
+}
+
+/** Whether two ranges share a key. */
+export function boundsOverlap(a: RangeBounds, b: RangeBounds): boolean {
+  const endsAfter = (end: Uint8Array, key: Uint8Array): boolean => end.length === 0 || Buffer.compare(key, end) < 0;
+  if (Buffer.compare(a.start, a.end) === 0 && a.end.length > 0) return false; // empty
+  if (Buffer.compare(b.start, b.end) === 0 && b.end.length > 0) return false;
+  return endsAfter(a.end, b.start) && endsAfter(b.end, a.start);
+}
+
+/** The right side of a split, as the parent's replica hands it to the node at apply. */
+export interface SplitRight {
+  readonly rangeId: number;
+  readonly bounds: RangeBounds;
+  /** The parent's membership at the split: the new range starts with the same replicas. */
+  readonly confState: ConfState;
+  /** The parent's log index of the split entry. */
+  readonly splitIndex: number;
 }
 
 /** The descriptor a Raft snapshot of range `rangeId` carries as its data. */
@@ -71,6 +122,15 @@ export interface ReplicaConfig {
   readonly compactionSlackEntries: number;
   /** Called when a membership change is applied, to stage node-level records with it. */
   readonly onConfChange?: (batch: WriteBatch, cc: ConfChange) => void;
+  /**
+   * Called when a split applies, after the left side's new descriptor is staged: the node stages
+   * the right side's initial state (descriptor, Raft state, sessions) into the same batch.
+   */
+  readonly onSplit?: (batch: WriteBatch, parent: Replica, right: SplitRight) => void;
+  /** Throws if a snapshot with these bounds may not be installed here (it overlaps another range). */
+  readonly checkInstall?: (rangeId: number, bounds: RangeBounds) => void;
+  /** False for a replica without a descriptor yet: it serves nothing until a snapshot or split initializes it. */
+  readonly initialized: boolean;
 }
 
 interface ProposalWaiter {
@@ -113,9 +173,11 @@ export class Replica {
   confState: ConfState;
   /** This node applied its own removal from the range: the node destroys the replica after the turn. */
   removedSelf = false;
+  /** Whether the replica has a descriptor (see ReplicaConfig.initialized). */
+  initialized: boolean;
 
   /** The LevelDB read view that outgoing snapshot payloads stream from, and its Raft snapshot index. */
-  private snapHandle: { readonly index: number; readonly view: DbSnapshot } | undefined;
+  private snapHandle: { readonly index: number; readonly view: DbSnapshot; readonly bounds: RangeBounds } | undefined;
   /** A payload was asked for a snapshot we cannot stream: prepare a fresh one. */
   private freshSnapshotWanted = false;
 
@@ -125,6 +187,7 @@ export class Replica {
     readonly sm: KvStateMachine,
     private readonly engine: Engine,
   ) {
+    this.initialized = config.initialized;
     const applied = storage.appliedState();
     this.appliedIndex = applied.applied;
     this.confState = applied.confState;
@@ -158,6 +221,14 @@ export class Replica {
         resolve: (r) => resolve({ result: r.result as CommandResult, index: r.index }),
         reject,
       });
+    });
+  }
+
+  /** Proposes a split of the range; resolves once applied here (its status says whether it took effect). */
+  proposeSplit(s: SplitCommand): Promise<CommandResult> {
+    const pos = this.rawNode.propose(encodeSplit(s)); // throws NotLeaderError / ProposalDroppedError
+    return new Promise((resolve, reject) => {
+      this.proposals.set(pos.index, { term: pos.term, resolve: (r) => resolve(r.result as CommandResult), reject });
     });
   }
 
@@ -212,10 +283,19 @@ export class Replica {
     if (rd.snapshot) {
       // Reads stay off the live data until the batch holding the Raft snapshot is written.
       this.sm.installing = true;
-      const installed = await installStagedSnapshot(this.engine, this.rangeId, rd.snapshot, this.sm.bounds);
+      const newBounds = boundsOf(snapshotDescriptor(this.rangeId, rd.snapshot.data));
+      // Checked when the message arrived too; a range created here since would be a bug.
+      this.config.checkInstall?.(this.rangeId, newBounds);
+      const installed = await installStagedSnapshot(
+        this.engine,
+        this.rangeId,
+        rd.snapshot,
+        this.initialized ? this.sm.bounds : undefined,
+        newBounds,
+      );
       this.storage.stageApplySnapshot(batch, rd.snapshot);
-      const d = snapshotDescriptor(this.rangeId, rd.snapshot.data);
-      this.sm.bounds = { ...this.sm.bounds, confVersion: d.confVersion ?? this.sm.bounds.confVersion };
+      this.sm.bounds = newBounds;
+      this.initialized = true;
       batch.put(rangeDescriptorKey(this.rangeId), encodeDescriptor(this.rangeId, this.sm.bounds));
       await stageInstallDone(this.engine, batch, this.rangeId, rd.snapshot.metadata.index);
       this.sm.resetSessions(installed.sessionRecords);
@@ -234,6 +314,10 @@ export class Replica {
    */
   stageApply(batch: WriteBatch, entries: readonly Entry[]): Array<() => void> {
     const done: Array<() => void> = [];
+    if (!this.initialized && entries.length > 0) {
+      // Its log starts behind a snapshot that it has not received: nothing can be applied yet.
+      throw new CorruptDataError(`range ${this.rangeId}`, `an uninitialized replica was handed entry ${entries[0]?.index} to apply`);
+    }
     for (const e of entries) {
       if (e.index <= this.appliedIndex) continue; // already applied before a restart
       let result: CommandResult | undefined;
@@ -248,6 +332,8 @@ export class Replica {
         isConf = true;
       } else if (e.data.length > 0 && e.data[0] === ENTRY_KIND_KV) {
         result = this.sm.apply(batch, e.index, decodeCommand(e.data));
+      } else if (e.data.length > 0 && e.data[0] === ENTRY_KIND_SPLIT) {
+        result = this.applySplit(batch, e.index, decodeSplit(e.data));
       }
       this.appliedIndex = e.index;
       const w = this.proposals.get(e.index);
@@ -266,6 +352,25 @@ export class Replica {
       this.storage.stageApplyState(batch, this.appliedIndex, this.confState);
     }
     return done;
+  }
+
+  /**
+   * Applies a split: the range keeps [start, splitKey) and the node creates [splitKey, end) as
+   * range `newRangeId` with the same replicas, both at version + 1. Refused (nothing changes) when
+   * the range's epoch moved since the split was decided or the key is not strictly inside it.
+   */
+  private applySplit(batch: WriteBatch, index: number, s: SplitCommand): CommandResult {
+    const b = this.sm.bounds;
+    if (s.epochVersion !== b.epochVersion) return { status: CommandStatus.EpochNotMatch, results: [] };
+    if (Buffer.compare(s.splitKey, b.start) <= 0 || !keyInRange(s.splitKey, b)) return { status: CommandStatus.KeyNotInRange, results: [] };
+    this.sm.flushSessions(batch);
+    const version = b.epochVersion + 1;
+    const left: RangeBounds = { ...b, end: Buffer.from(s.splitKey), epochVersion: version };
+    const right: RangeBounds = { start: Buffer.from(s.splitKey), end: Buffer.from(b.end), epochVersion: version, confVersion: b.confVersion };
+    this.sm.bounds = left;
+    batch.put(rangeDescriptorKey(this.rangeId), encodeDescriptor(this.rangeId, left));
+    this.config.onSplit?.(batch, this, { rangeId: s.newRangeId, bounds: right, confState: this.confState, splitIndex: index });
+    return { status: CommandStatus.Ok, results: [] };
   }
 
   /** After the Ready's batches are written: release reads and drop dead waiters. */
@@ -373,7 +478,9 @@ export class Replica {
     const index = this.storage.snapshot().metadata.index;
     if (index === 0 || this.snapHandle?.index === index) return;
     const old = this.snapHandle;
-    this.snapHandle = { index, view: this.engine.db.snapshot() };
+    // The bounds are captured with the view: a split applied later must not change what this
+    // snapshot's payload holds (its descriptor, in the Raft snapshot, has these bounds).
+    this.snapHandle = { index, view: this.engine.db.snapshot(), bounds: this.sm.bounds };
     if (old) old.view.close().catch(() => undefined);
   }
 
@@ -384,7 +491,7 @@ export class Replica {
       this.freshSnapshotWanted = true;
       throw new SnapshotUnavailableError(this.rangeId, snap.metadata.index);
     }
-    return snapshotPayload(this.engine, h.view, this.rangeId, this.sm.bounds, chunkBytes);
+    return snapshotPayload(this.engine, h.view, this.rangeId, h.bounds, chunkBytes);
   }
 
   /** Fails every waiter (shutdown). */

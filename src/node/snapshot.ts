@@ -14,7 +14,7 @@
 import { HardState, Snapshot } from '../raft';
 import { Engine, RaftLogStorage, WriteBatch } from '../storage';
 import { decodeSnapshot, encodeSnapshot, openRecord } from '../storage/codec';
-import { PREFIX_SESSION, dataKeyRange, installMarkerKey, prefixRange, sessionKeyRange, stagingKey } from '../storage/keys';
+import { PREFIX_SESSION, dataKeyRange, dataPrefixOf, installMarkerKey, prefixRange, sessionKeyRange, stagingKey } from '../storage/keys';
 import type { SnapshotSink } from '../transport';
 import type { RangeBounds } from './kv-state-machine';
 
@@ -43,7 +43,7 @@ export async function* snapshotPayload(
 ): AsyncGenerator<Buffer> {
   let parts: Buffer[] = [];
   let size = 0;
-  const ranges = [dataKeyRange(bounds.start, bounds.end), sessionKeyRange(rangeId)];
+  const ranges = [dataKeyRange(bounds.start, bounds.end, dataPrefixOf(rangeId)), sessionKeyRange(rangeId)];
   for (const range of ranges) {
     for await (const [k, v] of engine.db.iterator({ ...range, snapshot: dbSnapshot })) {
       const h = Buffer.allocUnsafe(8);
@@ -149,7 +149,8 @@ export async function installStagedSnapshot(
   engine: Engine,
   rangeId: number,
   snap: Snapshot,
-  bounds: RangeBounds,
+  oldBounds: RangeBounds | undefined,
+  newBounds: RangeBounds,
 ): Promise<InstalledData> {
   const index = snap.metadata.index;
   if ((await engine.db.get(stagingChunkKey(rangeId, index, COMPLETE_SEQ))) === undefined) {
@@ -160,8 +161,15 @@ export async function installStagedSnapshot(
   marker.put(installMarkerKey(rangeId), encodeSnapshot(snap));
   await engine.write(marker, { sync: true });
 
-  // 1. Remove the range's current data and sessions.
-  await engine.deleteRanges([dataKeyRange(bounds.start, bounds.end), sessionKeyRange(rangeId)], INSTALL_BATCH_OPS);
+  // 1. Remove the range's current data and sessions, and whatever lies in its new bounds (keys
+  //    left behind there by a range this node no longer hosts; no hosted range overlaps them).
+  const prefix = dataPrefixOf(rangeId);
+  const clear = [dataKeyRange(newBounds.start, newBounds.end, prefix), sessionKeyRange(rangeId)];
+  if (oldBounds && !sameBounds(oldBounds, newBounds)) clear.push(dataKeyRange(oldBounds.start, oldBounds.end, prefix));
+  await engine.deleteRanges(clear, INSTALL_BATCH_OPS);
+  const dataRange = dataKeyRange(newBounds.start, newBounds.end, prefix);
+  const sessions = sessionKeyRange(rangeId);
+  const within = (k: Buffer, r: { gte: Buffer; lt: Buffer }): boolean => Buffer.compare(k, r.gte) >= 0 && Buffer.compare(k, r.lt) < 0;
   let b = new WriteBatch();
   const flush = async (): Promise<void> => {
     if (b.size === 0) return;
@@ -176,6 +184,9 @@ export async function installStagedSnapshot(
     for (const [k, v] of parser.push(chunk)) {
       // Every record arrives sealed by the sender; a damaged one stops the install.
       openRecord(`snapshot record ${k.toString('hex')} of range ${rangeId}`, v);
+      if (!within(k, dataRange) && !within(k, sessions)) {
+        throw new SnapshotPayloadError(rangeId, `record key ${k.toString('hex')} lies outside the range's data and sessions`);
+      }
       b.put(k, v);
       if (k[0] === PREFIX_SESSION) sessionRecords.push([k, v]);
       if (b.size >= INSTALL_BATCH_OPS) await flush();
@@ -196,14 +207,19 @@ export async function stageInstallDone(engine: Engine, batch: WriteBatch, rangeI
  * At start, before a replica opens: finishes an install that a crash interrupted (redoing it from
  * the staged payload) and drops staged payloads that were never installed.
  */
-export async function recoverSnapshotInstall(engine: Engine, rangeId: number, bounds: RangeBounds): Promise<Snapshot | undefined> {
+export async function recoverSnapshotInstall(
+  engine: Engine,
+  rangeId: number,
+  bounds: RangeBounds | undefined,
+  newBoundsOf: (snap: Snapshot) => RangeBounds,
+): Promise<Snapshot | undefined> {
   const raw = await engine.db.get(installMarkerKey(rangeId));
   if (raw === undefined) {
     await deleteStaged(engine, rangeId);
     return undefined;
   }
   const snap = decodeSnapshot(`range ${rangeId} snapshot install marker`, raw);
-  await installStagedSnapshot(engine, rangeId, snap, bounds);
+  await installStagedSnapshot(engine, rangeId, snap, bounds, newBoundsOf(snap));
   const storage = await RaftLogStorage.load(engine, rangeId);
   const b = new WriteBatch();
   storage.stageApplySnapshot(b, snap);
@@ -217,4 +233,17 @@ export async function recoverSnapshotInstall(engine: Engine, rangeId: number, bo
   await stageInstallDone(engine, b, rangeId, snap.metadata.index);
   await engine.write(b, { sync: true });
   return snap;
+}
+
+function sameBounds(a: RangeBounds, b: RangeBounds): boolean {
+  return Buffer.compare(a.start, b.start) === 0 && Buffer.compare(a.end, b.end) === 0;
+}
+
+/** A snapshot payload that does not belong to the range it claims (a bug or a damaged sender). */
+export class SnapshotPayloadError extends Error {
+  readonly code = 'SNAPSHOT_PAYLOAD';
+  constructor(readonly rangeId: number, reason: string) {
+    super(`range ${rangeId}: bad snapshot payload: ${reason}`);
+    this.name = 'SnapshotPayloadError';
+  }
 }

@@ -9,7 +9,9 @@ import { metaKey } from './keys';
 import { checkWalFiles } from './wal-check';
 
 /** The on-disk format this code reads and writes. */
-export const FORMAT_VERSION = 1;
+// 2: ranges start at log index 5 behind an initial snapshot (no bootstrap entries), split
+//    commands, the meta range's keyspace.
+export const FORMAT_VERSION = 2;
 
 export interface EngineOptions {
   /** Directory of the LevelDB database. */

@@ -16,6 +16,7 @@
 //   0x07 rangeId(8) snapIndex(8) seq(8)            a staged chunk of an incoming snapshot payload
 //   0x08 rangeId(8)                                snapshot install marker (the Raft snapshot being installed)
 //   0x09 rangeId(8)                                tombstone of a range this node was removed from
+//   0x0a metaKey                                   the meta range's data (range 0, the placement service)
 
 export const PREFIX_META = 0x01;
 export const PREFIX_GROUP = 0x02;
@@ -26,6 +27,15 @@ export const PREFIX_PEER = 0x06;
 export const PREFIX_STAGING = 0x07;
 export const PREFIX_INSTALL_MARKER = 0x08;
 export const PREFIX_TOMBSTONE = 0x09;
+export const PREFIX_META_DATA = 0x0a;
+
+/** The meta range (the placement service's Raft group) has id 0 by convention (DESIGN.md). */
+export const META_RANGE_ID = 0;
+
+/** The data keyspace of a range: the meta range's keys never mix with user keys. */
+export function dataPrefixOf(rangeId: number): number {
+  return rangeId === META_RANGE_ID ? PREFIX_META_DATA : PREFIX_DATA;
+}
 
 export const GROUP_HARD_STATE = 0x01;
 export const GROUP_APPLY_STATE = 0x02;
@@ -110,8 +120,11 @@ export function logIndexOfKey(key: Uint8Array): number {
   return readU64(key, 10);
 }
 
-export function dataKey(userKey: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from([PREFIX_DATA]), userKey]);
+export function dataKey(userKey: Uint8Array, prefix: number = PREFIX_DATA): Buffer {
+  const k = Buffer.allocUnsafe(1 + userKey.length);
+  k[0] = prefix;
+  k.set(userKey, 1);
+  return k;
 }
 
 export function compactedKey(groupId: number): Buffer {
@@ -124,8 +137,8 @@ export function userKeyOf(key: Uint8Array): Uint8Array {
 }
 
 /** [start, end) of the data keys for user keys in [start, end); an empty end means the keyspace end. */
-export function dataKeyRange(start: Uint8Array, end: Uint8Array): { gte: Buffer; lt: Buffer } {
-  return { gte: dataKey(start), lt: end.length === 0 ? Buffer.from([PREFIX_DATA + 1]) : dataKey(end) };
+export function dataKeyRange(start: Uint8Array, end: Uint8Array, prefix: number = PREFIX_DATA): { gte: Buffer; lt: Buffer } {
+  return { gte: dataKey(start, prefix), lt: end.length === 0 ? Buffer.from([prefix + 1]) : dataKey(end, prefix) };
 }
 
 export function sessionKey(rangeId: number, clientId: number): Buffer {

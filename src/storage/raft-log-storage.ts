@@ -120,6 +120,19 @@ export class RaftLogStorage implements WritableStorage {
     return new RaftLogStorage(engine, groupId, mirror, applyState);
   }
 
+  /**
+   * Stages the state of a group that starts from `snap` with an empty log (a range created by a
+   * split): its snapshot, compaction point, apply state and hard state. The group must have no
+   * log entries (a replica of it that is not initialized has none).
+   */
+  static stageInitialState(batch: WriteBatch, groupId: number, snap: Snapshot, hs: HardState): void {
+    const { index, term } = snap.metadata;
+    batch.put(snapshotKey(groupId), encodeSnapshot(snap));
+    batch.put(compactedKey(groupId), encodeLogPosition({ index, term }));
+    batch.put(applyStateKey(groupId), encodeApplyState({ applied: index, confState: snap.metadata.confState }));
+    batch.put(hardStateKey(groupId), encodeHardState(hs));
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Read side (synchronous, from the mirror)
 

@@ -67,7 +67,7 @@ describe('streamed range snapshots', () => {
     await fill(dst, 500, 'old', 10); // stale data that must disappear
     const chunks = await transfer(src, dst, 50, 64 * 1024);
     expect(chunks).toBeGreaterThan(10);
-    const installed = await installStagedSnapshot(dst, 1, snap(50), FULL);
+    const installed = await installStagedSnapshot(dst, 1, snap(50), FULL, FULL);
     expect(installed.sessionRecords).toHaveLength(1);
     expect(await liveKeys(dst)).toEqual(await liveKeys(src));
     await src.close();
@@ -83,7 +83,7 @@ describe('streamed range snapshots', () => {
     for await (const chunk of snapshotPayload(src, view, 1, FULL, 1024)) await sink.write(chunk);
     await view.close();
     // no finish(): the transfer broke
-    await expect(installStagedSnapshot(dst, 1, snap(9), FULL)).rejects.toThrow(/no complete payload staged for the snapshot at index 9/);
+    await expect(installStagedSnapshot(dst, 1, snap(9), FULL, FULL)).rejects.toThrow(/no complete payload staged for the snapshot at index 9/);
     await src.close();
     await dst.close();
   });
@@ -102,12 +102,12 @@ describe('streamed range snapshots', () => {
     await fill(dst, 300, 'old', 10);
     await transfer(src, dst, 100, 16 * 1024);
     // Install runs (marker written, data replaced) but the process dies before the final batch.
-    await installStagedSnapshot(dst, 1, snap(100), FULL);
+    await installStagedSnapshot(dst, 1, snap(100), FULL, FULL);
     const dir = dst.dir;
     await dst.close();
 
     const again = await Engine.open({ dir, nodeId: 1 });
-    const recovered = await recoverSnapshotInstall(again, 1, FULL);
+    const recovered = await recoverSnapshotInstall(again, 1, FULL, () => FULL);
     expect(recovered?.metadata.index).toBe(100);
     expect(await liveKeys(again)).toEqual(await liveKeys(src));
     const reloaded = await RaftLogStorage.load(again, 1);
@@ -116,7 +116,7 @@ describe('streamed range snapshots', () => {
     expect(reloaded.initialState().hardState.commit).toBeGreaterThanOrEqual(100);
     expect(reloaded.initialState().hardState.term).toBeGreaterThanOrEqual(3);
     // Nothing staged or marked is left behind; a second recovery is a no-op.
-    expect(await recoverSnapshotInstall(again, 1, FULL)).toBeUndefined();
+    expect(await recoverSnapshotInstall(again, 1, FULL, () => FULL)).toBeUndefined();
     let leftovers = 0;
     for await (const _k of again.db.keys({ gte: Buffer.from([0x07]), lt: Buffer.from([0x09]) })) leftovers++;
     expect(leftovers).toBe(0);
