@@ -5,7 +5,8 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { Node, NodeError, Replica } from '../node';
+import { Node, NodeError, Replica, SplitRefusedError } from '../node';
+import { DEFAULT_LIMITS } from './validate';
 import { ConfChangeRefusedError, ConfChangeType, NotLeaderError, StateType } from '../raft';
 import { FailpointConfigError, TransportFailpoints } from '../transport';
 import type { RoutingErrorMsg } from './messages';
@@ -20,6 +21,10 @@ export interface AdminServiceOptions {
   readonly transferWaitMs?: number;
   /** The transport's failpoints when kvd runs with --failpoints; otherwise SetTransportFailpoint is refused. */
   readonly failpoints?: TransportFailpoints;
+  /** Reserves a new range id with placement (for splits); without it SplitRange is refused. */
+  readonly allocateRangeId?: () => Promise<number>;
+  /** Tells placement about ranges that changed shape (best effort: heartbeats repeat it). */
+  readonly reportRanges?: (rangeIds: number[]) => void;
 }
 
 interface RangeReq {
@@ -31,6 +36,10 @@ interface TransferReq extends RangeReq {
 interface ChangeReq extends RangeReq {
   nodeId: number;
   address: string;
+}
+interface SplitReq extends RangeReq {
+  splitKey: Buffer;
+  epochVersion: number;
 }
 interface FailpointReq {
   peerNodeIds: number[];
@@ -61,6 +70,7 @@ export class AdminService {
       promoteLearner: this.unary((r: ChangeReq) => this.change(r, ConfChangeType.AddVoter)),
       removeReplica: this.unary((r: ChangeReq) => this.change(r, ConfChangeType.RemoveNode)),
       setTransportFailpoint: this.unary((r: FailpointReq) => this.setTransportFailpoint(r)),
+      splitRange: this.unary((r: SplitReq) => this.splitRange(r)),
     });
   }
 
@@ -183,6 +193,28 @@ export class AdminService {
       await new Promise((res) => setTimeout(res, 10));
     }
     throw new AdminFailure(grpc.status.DEADLINE_EXCEEDED, `node ${req.toNodeId} did not take over range ${r.rangeId} in time (it may be behind or down)`);
+  }
+
+  private async splitRange(req: SplitReq): Promise<object> {
+    const r = this.replica(req.rangeId);
+    const key = req.splitKey ?? Buffer.alloc(0);
+    if (key.length === 0) throw new AdminFailure(grpc.status.INVALID_ARGUMENT, 'split_key: must not be empty');
+    if (key.length > DEFAULT_LIMITS.maxKeyBytes) {
+      throw new AdminFailure(grpc.status.INVALID_ARGUMENT, `split_key: ${key.length} bytes is over the limit of ${DEFAULT_LIMITS.maxKeyBytes}`);
+    }
+    if (r.rawNode.basicStatus().state !== StateType.Leader) return { error: this.notLeaderError(r), left: descriptorOf(r), right: null };
+    if (!this.o.allocateRangeId) throw new AdminFailure(grpc.status.FAILED_PRECONDITION, 'splits need the placement service, which this node does not reach');
+    const newId = await this.o.allocateRangeId();
+    try {
+      await this.o.node.split(r.rangeId, key, newId, req.epochVersion || undefined);
+    } catch (err) {
+      if (err instanceof NotLeaderError) return { error: this.notLeaderError(r), left: descriptorOf(r), right: null };
+      if (err instanceof SplitRefusedError) throw new AdminFailure(grpc.status.FAILED_PRECONDITION, err.message);
+      throw err;
+    }
+    this.o.reportRanges?.([r.rangeId, newId]);
+    const right = this.o.node.replicas.get(newId);
+    return { error: null, left: descriptorOf(r), right: right ? descriptorOf(right) : null };
   }
 
   private async change(req: ChangeReq, type: ConfChangeType): Promise<object> {

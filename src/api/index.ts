@@ -6,3 +6,5 @@ export type { Limits } from './validate';
 export { apiPackageDefinition, protoDir } from './proto';
 export { AdminService } from './admin-service';
 export type { AdminServiceOptions } from './admin-service';
+export { PlacementService, descriptorFromMsg, descriptorToMsg } from './placement-service';
+export type { PlacementServiceOptions, PlacementMethodName } from './placement-service';

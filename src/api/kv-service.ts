@@ -37,6 +37,7 @@ import {
   ResponseHeaderMsg,
   RoutingErrorMsg,
   ScanRequestMsg,
+  RangeDescriptorMsg,
 } from './messages';
 import { MalformedRequest, isMalformed, tolerantServiceDefinition } from './proto';
 import { descriptorOf, notLeaderError } from './routing';
@@ -305,6 +306,20 @@ export class KvService {
     return { rangeId: r.rangeId, nodeId: this.node.nodeId, appliedIndex: r.appliedIndex, error: null };
   }
 
+  /**
+   * The descriptors an EpochNotMatch carries: the range's own and, when a split made it, its right
+   * neighbour here (the client's stale route covered both), so the client re-routes without a lookup.
+   */
+  private currentDescriptors(r: Replica): RangeDescriptorMsg[] {
+    const out = [descriptorOf(r)];
+    const end = r.sm.bounds.end;
+    if (end.length > 0) {
+      const right = this.node.rangeForKey(end);
+      if (right && Buffer.compare(right.sm.bounds.start, end) === 0) out.push(descriptorOf(right));
+    }
+    return out;
+  }
+
   private notLeader(r: Replica, leader: number): RoutingFailure {
     return new RoutingFailure(r.rangeId, notLeaderError(r, leader, this.o.addresses));
   }
@@ -329,7 +344,7 @@ export class KvService {
     if (epoch && epoch.version !== 0 && epoch.version !== r.sm.bounds.epochVersion) {
       throw new RoutingFailure(r.rangeId, {
         message: `range ${r.rangeId}: epoch version ${epoch.version} is stale (current ${r.sm.bounds.epochVersion})`,
-        epochNotMatch: { current: [descriptorOf(r)] },
+        epochNotMatch: { current: this.currentDescriptors(r) },
       });
     }
     for (const k of keys) {
@@ -375,7 +390,7 @@ export class KvService {
       case CommandStatus.Ok:
         return res;
       case CommandStatus.EpochNotMatch:
-        throw new RoutingFailure(r.rangeId, { message: `range ${r.rangeId} changed before the write applied`, epochNotMatch: { current: [descriptorOf(r)] } });
+        throw new RoutingFailure(r.rangeId, { message: `range ${r.rangeId} changed before the write applied`, epochNotMatch: { current: this.currentDescriptors(r) } });
       case CommandStatus.KeyNotInRange:
         throw new RoutingFailure(r.rangeId, {
           message: `a key left range ${r.rangeId} before the write applied`,
@@ -516,6 +531,7 @@ export class KvService {
     // out), its local state would no longer be the key's truth.
     this.route(req.header, [key]);
     const header = this.header(r);
+    r.readsServed++;
     const v = r.sm.get(key);
     return { header, found: v !== undefined, kv: v ? { key, value: v.value, version: v.version } : null };
   }

@@ -15,16 +15,18 @@ const API_LOADER_OPTIONS: protoLoader.Options = { ...PROTO_LOADER_OPTIONS, enums
 
 let cached: protoLoader.PackageDefinition | undefined;
 
-/** The package definition of the KV and Admin services. */
+export type ApiServiceName = 'rangekv.v1.KV' | 'rangekv.v1.Admin' | 'rangekv.v1.Placement';
+
+/** The package definition of the KV, Admin and Placement services. */
 export function apiPackageDefinition(): protoLoader.PackageDefinition {
-  cached ??= protoLoader.loadSync(['rangekv/v1/kv.proto', 'rangekv/v1/admin.proto'], {
+  cached ??= protoLoader.loadSync(['rangekv/v1/kv.proto', 'rangekv/v1/admin.proto', 'rangekv/v1/placement.proto'], {
     ...API_LOADER_OPTIONS,
     includeDirs: [protoDir()],
   });
   return cached;
 }
 
-export function serviceDefinition(name: 'rangekv.v1.KV' | 'rangekv.v1.Admin'): grpc.ServiceDefinition {
+export function serviceDefinition(name: ApiServiceName): grpc.ServiceDefinition {
   const def = apiPackageDefinition()[name];
   if (!def || 'format' in def) throw new Error(`service ${name} not found in the protos`);
   return def as grpc.ServiceDefinition;
@@ -43,7 +45,7 @@ export function isMalformed(x: unknown): x is MalformedRequest {
  * The service definition with every request deserializer wrapped so malformed bytes become a
  * MalformedRequest (grpc-js would otherwise answer INTERNAL, which reads like a server bug).
  */
-export function tolerantServiceDefinition(name: 'rangekv.v1.KV' | 'rangekv.v1.Admin'): grpc.ServiceDefinition {
+export function tolerantServiceDefinition(name: ApiServiceName): grpc.ServiceDefinition {
   const def = serviceDefinition(name);
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [method, m] of Object.entries(def)) {

@@ -8,7 +8,10 @@ import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
-import { AdminService, DEFAULT_LIMITS, KvService } from '../api';
+import { AdminService, DEFAULT_LIMITS, KvService, PlacementService, descriptorToMsg } from '../api';
+import { PlacementClient } from '../client/placement-client';
+import { HeartbeatReporter, Placement } from '../placement';
+import type { Heartbeat } from '../placement';
 import { Node } from '../node';
 import { StorageError } from '../storage';
 import { GrpcTransport, TransportFailpoints, raftServerOptions } from '../transport';
@@ -30,6 +33,8 @@ interface KvdOptions {
   maxValueBytes: number;
   logLevel: string;
   failpoints: boolean;
+  metaReplicas: number;
+  placementHeartbeatMs: number;
 }
 
 function positiveInt(name: string) {
@@ -108,6 +113,12 @@ function program(): Command {
     .addOption(
       new Option('--max-value-bytes <n>', 'largest value accepted, bytes').env('KV_MAX_VALUE_BYTES').default(DEFAULT_LIMITS.maxValueBytes).argParser(positiveInt('--max-value-bytes')),
     )
+    .addOption(
+      new Option('--meta-replicas <n>', 'voters of the meta range (the placement service): the first N members of --initial-cluster by id (3 or 5)').env('KV_META_REPLICAS').default(3).argParser(positiveInt('--meta-replicas')),
+    )
+    .addOption(
+      new Option('--placement-heartbeat-ms <ms>', 'interval of this node\'s heartbeats to placement, milliseconds').env('KV_PLACEMENT_HEARTBEAT_MS').default(1000).argParser(positiveInt('--placement-heartbeat-ms')),
+    )
     .addOption(new Option('--log-level <level>', 'pino log level').env('KV_LOG_LEVEL').default('info').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addOption(
       new Option('--failpoints', 'allow fault injection through Admin.SetTransportFailpoint (delay/drop of outgoing Raft messages); for tests only').env('KV_FAILPOINTS').default(false),
@@ -181,6 +192,7 @@ async function main(argv: string[]): Promise<void> {
       snapshotEveryEntries: o.snapshotEntries,
       compactionSlackEntries: o.compactionSlackEntries,
       bootstrap: bootstrapping ? { rangeId: 1, voters: [...members.keys()] } : undefined,
+      bootstrapMeta: bootstrapping ? [...members.keys()].sort((a, b) => a - b).slice(0, o.metaReplicas) : undefined,
       staticAddresses: addresses,
     });
   } catch (err) {
@@ -198,7 +210,63 @@ async function main(argv: string[]): Promise<void> {
     logger: log.child({ layer: 'api' }),
   });
   kv.register(server);
-  new AdminService({ node, clusterId: o.clusterId, logger: log.child({ layer: 'admin' }), failpoints }).register(server);
+  // Placement: served here when this node leads the meta range, forwarded to its leader otherwise.
+  const placementLog = log.child({ layer: 'placement' });
+  const placement = new Placement(node, placementLog);
+  const placementClient = new PlacementClient({
+    endpoints: () => [...node.knownAddresses().entries()].filter(([id]) => id !== o.id).map(([, a]) => a),
+  });
+  new PlacementService({
+    node,
+    placement,
+    logger: placementLog,
+    forward: (method, req) => placementClient.call(method, req, { forwarded: true }),
+  }).register(server);
+  const reporter = new HeartbeatReporter(node, advertise, o.zone);
+  const sendHeartbeat = async (hb: Heartbeat): Promise<void> => {
+    if (placement.meta.isLeader()) return placement.heartbeat(hb);
+    await placementClient.call('heartbeat', {
+      nodeId: hb.nodeId,
+      address: hb.address,
+      zone: hb.zone,
+      replicaCount: hb.replicaCount,
+      ranges: hb.ranges.map((r) => ({ descriptor: descriptorToMsg(r.descriptor), leader: r.leaderNodeId === hb.nodeId, ...r.load })),
+    });
+  };
+  let wasMetaLeader = false;
+  let heartbeatFailures = 0;
+  const heartbeatTimer = setInterval(() => {
+    const leads = placement.meta.isLeader();
+    if (wasMetaLeader && !leads) placement.reset();
+    wasMetaLeader = leads;
+    reporter
+      .build()
+      .then(sendHeartbeat)
+      .then(
+        () => {
+          if (heartbeatFailures > 0) placementLog.info({ failures: heartbeatFailures }, 'placement heartbeats get through again');
+          heartbeatFailures = 0;
+        },
+        (err: unknown) => {
+          if (heartbeatFailures++ % 30 === 0) placementLog.warn({ err: (err as Error).message, failures: heartbeatFailures }, 'placement heartbeat failed');
+        },
+      );
+  }, o.placementHeartbeatMs);
+  heartbeatTimer.unref();
+
+  new AdminService({
+    node,
+    clusterId: o.clusterId,
+    logger: log.child({ layer: 'admin' }),
+    failpoints,
+    allocateRangeId: async () => (placement.meta.isLeader() ? placement.allocateRangeIds(1) : placementClient.allocateRangeIds(1)),
+    reportRanges: (ids) => {
+      reporter
+        .build(ids)
+        .then(sendHeartbeat)
+        .catch((err: unknown) => placementLog.debug({ err: (err as Error).message }, 'report after split failed; the next heartbeat repeats it'));
+    },
+  }).register(server);
 
   await new Promise<void>((resolve, reject) => {
     server.bindAsync(o.listen, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
@@ -223,6 +291,8 @@ async function main(argv: string[]): Promise<void> {
       const deadline = Date.now() + 5_000;
       while (kv.inflight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     })();
+    clearInterval(heartbeatTimer);
+    placementClient.close();
     drained
       // 2. Stop the node: this ends the transport's streams, which lets tryShutdown complete.
       .then(() => node.stop())

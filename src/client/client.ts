@@ -8,8 +8,10 @@
 import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { apiPackageDefinition } from '../api/proto';
-import type { ResponseHeaderMsg, RoutingErrorMsg } from '../api/messages';
+import type { RangeDescriptorMsg, ResponseHeaderMsg, RoutingErrorMsg } from '../api/messages';
 import { ClientError, IndeterminateError, InvalidRequestError, UnavailableError } from './errors';
+import { PlacementClient } from './placement-client';
+import { CachedRange, RangeCache } from './range-cache';
 
 export enum Consistency {
   Linearizable = 1,
@@ -37,6 +39,12 @@ export interface ClientOptions {
    * remembered results per client (4,096). Default 512.
    */
   readonly maxInflightWrites?: number;
+  /**
+   * Route by key with range descriptors looked up in placement and cached (default true). When
+   * placement cannot be reached the client still works: it sends the request unrouted and the
+   * node that receives it serves it from the local range holding the key, if it has one.
+   */
+  readonly routing?: boolean;
 }
 
 export interface GetResult {
@@ -201,8 +209,15 @@ export class KvClient {
   private readonly stubs = new Map<string, KvStub>();
   private readonly muxes = new Map<string, MuxStream>();
   private readonly endpoints: string[];
-  /** The address we believe leads (the range has one leader; multi-range routing comes with placement). */
+  /** Where to send a request for a key whose range is not cached (the last node that answered). */
   private leaderAddress: string | undefined;
+  /** Range descriptors by key, with the leader last seen for each. */
+  readonly ranges = new RangeCache();
+  private readonly placement: PlacementClient;
+  /** No placement lookups before this time (placement failed recently; requests go unrouted). */
+  private lookupPausedUntil = 0;
+  /** Node addresses learned from placement and NotLeader hints. */
+  private readonly nodeAddresses = new Map<number, string>();
   private next = 0;
   private readonly Stub: KvStubConstructor;
 
@@ -214,6 +229,49 @@ export class KvClient {
       rangekv: { v1: { KV: KvStubConstructor } };
     };
     this.Stub = pkg.rangekv.v1.KV;
+    this.placement = new PlacementClient({ endpoints: () => this.endpoints, deadlineMs: 2_000 });
+  }
+
+  /** The cached range for `key`, looked up in placement on a miss (unless routing is off or placement is failing). */
+  private async routeFor(key: Buffer, deadline: number): Promise<CachedRange | undefined> {
+    const hit = this.ranges.lookup(key);
+    if (hit || this.opts.routing === false || Date.now() < this.lookupPausedUntil) return hit;
+    try {
+      const info = await this.placement.call<{ range: PlacementRangeInfo | null }>('lookupRange', { key }, { deadlineMs: Math.min(2_000, Math.max(1, deadline - Date.now())) });
+      if (!info.range) return undefined; // placement has not heard of this range yet
+      const cr = this.cacheDescriptor(info.range.descriptor);
+      if (info.range.leader && info.range.leader.address) this.ranges.setLeader(cr.rangeId, info.range.leader);
+      return this.ranges.lookup(key);
+    } catch {
+      this.lookupPausedUntil = Date.now() + 1_000;
+      return undefined;
+    }
+  }
+
+  private cacheDescriptor(d: RangeDescriptorMsg): CachedRange {
+    const cr: CachedRange = {
+      rangeId: d.rangeId,
+      start: Buffer.from(d.startKey),
+      end: Buffer.from(d.endKey),
+      epoch: { version: d.epoch?.version ?? 0, confVersion: d.epoch?.confVersion ?? 0 },
+      replicas: d.replicas.map((r) => ({ nodeId: r.nodeId, role: r.role === 2 ? 'learner' : 'voter' })),
+    };
+    this.ranges.insert(cr);
+    return cr;
+  }
+
+  /** Where to send a request for range `cr`: its leader, else a replica we know the address of, else any endpoint. */
+  private addressFor(cr: CachedRange | undefined): string {
+    if (cr?.leader) return cr.leader.address;
+    if (cr) {
+      const known = cr.replicas.map((r) => this.nodeAddresses.get(r.nodeId)).filter((a): a is string => a !== undefined);
+      if (known.length > 0) return known[this.next++ % known.length] as string;
+      // Replicas whose addresses we do not know: any endpoint (a node without the range says so).
+      const a = this.endpoints[this.next % this.endpoints.length] as string;
+      this.next++;
+      return a;
+    }
+    return this.pickAddress();
   }
 
   private stub(address: string): KvStub {
@@ -248,6 +306,7 @@ export class KvClient {
   }
 
   close(): void {
+    this.placement.close();
     for (const m of this.muxes.values()) m.close();
     this.muxes.clear();
     for (const s of this.stubs.values()) s.close();
@@ -307,20 +366,25 @@ export class KvClient {
     // Retries resume after the last key delivered, so a retry never repeats or skips a key.
     for (;;) {
       if (Date.now() >= deadline) throw lastError ?? new UnavailableError('scan: deadline exceeded');
-      const address = this.pickAddress();
+      const cr = await this.routeFor(from, deadline);
+      const address = this.addressFor(cr);
+      const header = cr ? { rangeId: cr.rangeId, epoch: { version: cr.epoch.version, confVersion: cr.epoch.confVersion } } : {};
       const stream = this.stub(address).scan(
-        { startKey: from, endKey: toBuf(end), limit: remaining, consistency: opts.consistency ?? Consistency.Linearizable },
+        { header, startKey: from, endKey: toBuf(end), limit: remaining, consistency: opts.consistency ?? Consistency.Linearizable },
         { deadline },
       );
       let routed = false;
+      /** Where the serving range ends (sent with the last message): the scan continues there. */
+      let rangeEnd: Buffer | undefined;
       try {
-        for await (const msg of stream as AsyncIterable<HasHeader & { kvs: KeyValue[]; more: boolean }>) {
+        for await (const msg of stream as AsyncIterable<HasHeader & { kvs: KeyValue[]; more: boolean; rangeEndKey: Buffer }>) {
           const err = msg.header?.error;
           if (err) {
-            lastError = this.followRouting(err, address);
+            lastError = this.followRouting(err, address, cr);
             routed = true;
             break;
           }
+          if (msg.rangeEndKey && msg.rangeEndKey.length > 0) rangeEnd = msg.rangeEndKey;
           for (const kv of msg.kvs) {
             yield kv;
             from = Buffer.concat([kv.key, Buffer.from([0])]);
@@ -330,7 +394,14 @@ export class KvClient {
             }
           }
         }
-        if (!routed) return;
+        if (!routed) {
+          // The range ended before the scan did: go on in the next range, from its start.
+          const endKey = toBuf(end);
+          if (rangeEnd === undefined || (endKey.length > 0 && Buffer.compare(rangeEnd, endKey) >= 0)) return;
+          if (Buffer.compare(rangeEnd, from) > 0) from = rangeEnd;
+          backoff = this.opts.initialBackoffMs ?? 20;
+          continue;
+        }
       } catch (e) {
         const se = e as grpc.ServiceError;
         if (DEFINITE_STATUSES.has(se.code)) throw new InvalidRequestError(se.details ?? se.message);
@@ -345,22 +416,30 @@ export class KvClient {
   // ---------------------------------------------------------------------------------------------
 
   /** Updates routing from an error in a response; returns the error to report if time runs out. */
-  private followRouting(err: RoutingErrorMsg, address: string): ClientError {
+  private followRouting(err: RoutingErrorMsg, address: string, cr?: CachedRange): ClientError {
     if (err.notLeader) {
       const l = err.notLeader.leader;
-      this.leaderAddress = l && l.address ? l.address : undefined;
-      if (!this.leaderAddress) this.leaderAddress = undefined;
+      const hint = l && l.address ? l : undefined;
+      if (hint) this.nodeAddresses.set(hint.nodeId, hint.address);
+      this.leaderAddress = hint?.address;
+      if (cr) this.ranges.setLeader(cr.rangeId, hint);
       return new UnavailableError(`no leader reachable (last: ${err.message})`);
     }
     if (err.serverBusy) return new UnavailableError(`server busy: ${err.serverBusy.reason}`);
-    if (err.rangeNotFound) {
-      if (this.leaderAddress === address) this.leaderAddress = undefined;
+    if (err.epochNotMatch) {
+      // The range changed shape: the descriptors given replace the stale one (no lookup needed).
+      if (cr) this.ranges.invalidate(cr.rangeId);
+      for (const d of err.epochNotMatch.current) this.cacheDescriptor(d);
       return new UnavailableError(err.message);
     }
-    // EpochNotMatch / KeyNotInRange: with placement, refresh the route from the descriptors given.
-    this.leaderAddress = undefined;
+    // KeyNotInRange / RangeNotFound: the cached route is wrong; look it up again.
+    if (cr) this.ranges.invalidate(cr.rangeId);
+    if (this.leaderAddress === address) this.leaderAddress = undefined;
     return new UnavailableError(err.message);
   }
+
+  /** Writes whose first re-route after a KeyNotInRange/RangeNotFound was immediate (later ones back off). */
+  private readonly retriedRouteOnce = new Set<number>();
 
   private inflightWrites = 0;
   private readonly writeSlotWaiters: Array<() => void> = [];
@@ -399,6 +478,7 @@ export class KvClient {
       return await this.attemptWith(method, body, isWrite, sequence, deadline);
     } finally {
       if (isWrite) this.unanswered.delete(sequence);
+      this.retriedRouteOnce.delete(sequence);
     }
   }
 
@@ -413,12 +493,15 @@ export class KvClient {
     /** Whether some attempt may have reached a leader and been proposed. */
     let mayHaveApplied = false;
     let lastError: Error | undefined;
+    const key = (body as { key: Buffer }).key;
     for (;;) {
-      const address = this.pickAddress();
+      const cr = await this.routeFor(key, deadline);
+      const address = this.addressFor(cr);
       let retryNow = false;
       try {
         // Recomputed per attempt: answers to other writes meanwhile let the range forget more.
-        const header = isWrite ? { clientId: this.clientId, sequence, answeredBelow: this.answeredBelow() } : {};
+        const route = cr ? { rangeId: cr.rangeId, epoch: { version: cr.epoch.version, confVersion: cr.epoch.confVersion } } : {};
+        const header = isWrite ? { ...route, clientId: this.clientId, sequence, answeredBelow: this.answeredBelow() } : route;
         const req = { ...body, header };
         const res = this.opts.multiplex
           ? await this.mux(address).request(method, req, deadline)
@@ -429,12 +512,18 @@ export class KvClient {
           // the leader was measured slower on 2 cores: one leader process saturates its core
           // (scripts/bench: stale gets at 256 in flight 6,386/s spread vs 3,731/s pinned).
           this.leaderAddress = address;
+          if (cr && res.header) this.ranges.setLeader(cr.rangeId, { nodeId: res.header.nodeId, address });
           return res;
         }
         // A routing error: the request was not executed on this node.
-        const before = this.leaderAddress;
-        lastError = this.followRouting(err, address);
-        retryNow = err.notLeader !== undefined && this.leaderAddress !== undefined && this.leaderAddress !== before;
+        const before = cr?.leader?.address ?? this.leaderAddress;
+        lastError = this.followRouting(err, address, cr);
+        const after = cr ? this.ranges.byId(cr.rangeId)?.leader?.address : this.leaderAddress;
+        retryNow =
+          (err.notLeader !== undefined && after !== undefined && after !== before) ||
+          err.epochNotMatch !== undefined ||
+          (cr !== undefined && (err.keyNotInRange !== undefined || err.rangeNotFound !== undefined) && !this.retriedRouteOnce.has(sequence));
+        if (cr && (err.keyNotInRange || err.rangeNotFound)) this.retriedRouteOnce.add(sequence);
       } catch (e) {
         const se = e as grpc.ServiceError;
         if (DEFINITE_STATUSES.has(se.code)) throw new InvalidRequestError(se.details ?? se.message);
@@ -445,6 +534,7 @@ export class KvClient {
         }
         lastError = new UnavailableError(`${method} via ${address}: ${se.details ?? se.message}`);
         this.leaderAddress = undefined;
+        if (cr) this.ranges.setLeader(cr.rangeId, undefined);
       }
       if (Date.now() >= deadline) {
         if (isWrite && mayHaveApplied) throw new IndeterminateError(`${method}: deadline exceeded; the write may or may not have applied (${lastError?.message})`);
@@ -470,4 +560,9 @@ function toBuf(x: Buffer | string): Buffer {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+interface PlacementRangeInfo {
+  descriptor: RangeDescriptorMsg;
+  leader: { nodeId: number; address: string } | null;
 }

@@ -83,8 +83,8 @@ export interface NodeOptions {
   readonly heartbeatTicks?: number;
   /** Create this range with these voters if the node hosts no range yet (a new cluster's first range). */
   readonly bootstrap?: { readonly rangeId: number; readonly voters: readonly number[] };
-  /** Also create the meta range (id 0, the placement service's group) with the same voters. */
-  readonly bootstrapMeta?: boolean;
+  /** Also create the meta range (id 0, the placement service's group) with these voters, if this node is one. */
+  readonly bootstrapMeta?: readonly number[];
   /** Snapshot a range after this many applied entries since its last snapshot. Default 10,000. */
   readonly snapshotEveryEntries?: number;
   /** Entries kept in the log behind a snapshot. Default 1,000. */
@@ -150,6 +150,13 @@ export class Node implements TransportHandler {
     return node;
   }
 
+  /** Every node address this node knows (configured and learned), by node id. */
+  knownAddresses(): Map<number, string> {
+    const out = new Map(this.opts.staticAddresses ?? []);
+    for (const [id, a] of this.learnedAddresses) out.set(id, a);
+    return out;
+  }
+
   /** The address of a node: learned from membership changes, else from configuration. */
   addressOf(nodeId: number): string | undefined {
     return this.learnedAddresses.get(nodeId) ?? this.opts.staticAddresses?.get(nodeId);
@@ -188,11 +195,10 @@ export class Node implements TransportHandler {
     await this.loadUninitializedHardStates(described);
     // Bootstrap only a new data directory: a node removed from a first range keeps its tombstone.
     if (descs.length === 0 && this.opts.bootstrap) {
-      const ids = [this.opts.bootstrap.rangeId, ...(this.opts.bootstrapMeta ? [META_RANGE_ID] : [])];
-      for (const rangeId of ids) {
-        if (this.tombstones.has(rangeId)) continue;
-        descs.push(await this.bootstrapRange(rangeId, this.opts.bootstrap.voters));
-      }
+      const first = this.opts.bootstrap;
+      if (!this.tombstones.has(first.rangeId)) descs.push(await this.bootstrapRange(first.rangeId, first.voters));
+      const meta = this.opts.bootstrapMeta;
+      if (meta?.includes(this.opts.nodeId) && !this.tombstones.has(META_RANGE_ID)) descs.push(await this.bootstrapRange(META_RANGE_ID, meta));
     }
     for (const d of descs) await this.openReplica(d, true);
   }

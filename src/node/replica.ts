@@ -175,6 +175,8 @@ export class Replica {
   removedSelf = false;
   /** Whether the replica has a descriptor (see ReplicaConfig.initialized). */
   initialized: boolean;
+  /** Reads served from this replica (counted by the api layer; reported to placement as load). */
+  readsServed = 0;
 
   /** The LevelDB read view that outgoing snapshot payloads stream from, and its Raft snapshot index. */
   private snapHandle: { readonly index: number; readonly view: DbSnapshot; readonly bounds: RangeBounds } | undefined;

@@ -148,6 +148,13 @@ export class Engine {
    * Deletes every key in `ranges`, in batches of `batchOps` (not synced: callers that need the
    * deletion durable before acting on it follow with a synced write). Returns the keys deleted.
    */
+  /** LevelDB's estimate of the bytes on disk for keys in [gte, lt) (memtable contents not counted). */
+  async approximateSize(range: { gte: Buffer; lt: Buffer }): Promise<number> {
+    // `level` types the database as the browser-or-node union; on Node it is a ClassicLevel, which has approximateSize.
+    const db = this.db as unknown as { approximateSize(start: Buffer, end: Buffer): Promise<number> };
+    return db.approximateSize(range.gte, range.lt);
+  }
+
   async deleteRanges(ranges: ReadonlyArray<{ gte: Buffer; lt: Buffer }>, batchOps = 1000): Promise<number> {
     let b = new WriteBatch();
     let n = 0;

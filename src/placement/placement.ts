@@ -1,0 +1,96 @@
+// The placement service's logic on a node: the meta state (MetaStore) plus what only the meta
+// leader keeps in memory — node liveness and per-range load from heartbeats. The gRPC face is
+// src/api/placement-service.ts; this file knows nothing of the wire.
+
+import type { Logger } from 'pino';
+import type { Node } from '../node';
+import { MetaStore, NodeRecord, RangeLoad, RangeRecord } from './meta';
+
+export type NodeStateName = 'up' | 'suspect' | 'down';
+
+export interface NodeView extends NodeRecord {
+  readonly state: NodeStateName;
+  /** ms since the last heartbeat (Infinity when none was received by this leader). */
+  readonly heartbeatAgeMs: number;
+  readonly replicaCount: number;
+  readonly leaderCount: number;
+}
+
+export interface RangeView extends RangeRecord {
+  readonly load?: RangeLoad;
+}
+
+export interface Heartbeat extends NodeRecord {
+  readonly replicaCount: number;
+  /** Ranges the node leads, with their load. */
+  readonly ranges: ReadonlyArray<RangeRecord & { readonly load: RangeLoad }>;
+}
+
+export interface PlacementOptions {
+  /** A node silent this long is suspect. Default 3 s. */
+  readonly suspectAfterMs?: number;
+  /** A node silent this long is down (its replicas are to be replaced). Default 30 s. */
+  readonly downAfterMs?: number;
+  readonly now?: () => number;
+}
+
+export class Placement {
+  readonly meta: MetaStore;
+  private readonly lastSeen = new Map<number, { atMs: number; replicaCount: number; leaderCount: number }>();
+  private readonly loads = new Map<number, RangeLoad>();
+  private readonly now: () => number;
+
+  constructor(
+    node: Node,
+    private readonly log: Logger,
+    private readonly opts: PlacementOptions = {},
+  ) {
+    this.meta = new MetaStore(node, log);
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Records a node's heartbeat: registration, liveness, and the ranges it leads. */
+  async heartbeat(hb: Heartbeat): Promise<void> {
+    await this.meta.putNode({ nodeId: hb.nodeId, address: hb.address, zone: hb.zone });
+    this.lastSeen.set(hb.nodeId, { atMs: this.now(), replicaCount: hb.replicaCount, leaderCount: hb.ranges.length });
+    for (const r of hb.ranges) this.loads.set(r.descriptor.rangeId, r.load);
+    if (hb.ranges.length > 0) await this.meta.upsertRanges(hb.ranges.map(({ descriptor, leaderNodeId }) => ({ descriptor, leaderNodeId })));
+  }
+
+  async nodes(): Promise<NodeView[]> {
+    const recs = await this.meta.nodes();
+    const now = this.now();
+    return recs.map((rec) => {
+      const seen = this.lastSeen.get(rec.nodeId);
+      const age = seen ? now - seen.atMs : Infinity;
+      const state: NodeStateName = age <= (this.opts.suspectAfterMs ?? 3_000) ? 'up' : age <= (this.opts.downAfterMs ?? 30_000) ? 'suspect' : 'down';
+      return { ...rec, state, heartbeatAgeMs: age, replicaCount: seen?.replicaCount ?? 0, leaderCount: seen?.leaderCount ?? 0 };
+    });
+  }
+
+  async ranges(startKey: Uint8Array, limit: number): Promise<{ ranges: RangeView[]; more: boolean }> {
+    const { ranges, more } = await this.meta.list(startKey, limit);
+    return { ranges: ranges.map((r) => ({ ...r, load: this.loads.get(r.descriptor.rangeId) })), more };
+  }
+
+  async lookup(key: Uint8Array): Promise<RangeView | undefined> {
+    const r = await this.meta.lookup(key);
+    return r ? { ...r, load: this.loads.get(r.descriptor.rangeId) } : undefined;
+  }
+
+  allocateRangeIds(count: number): Promise<number> {
+    return this.meta.allocateRangeIds(count);
+  }
+
+  /** Node ids placement has heard from since this node became its leader. */
+  heardFrom(): number[] {
+    return [...this.lastSeen.keys()];
+  }
+
+  /** Forget in-memory state (on losing leadership the next leader rebuilds its own). */
+  reset(): void {
+    this.lastSeen.clear();
+    this.loads.clear();
+    this.log.debug('placement memory reset');
+  }
+}

@@ -1,0 +1,64 @@
+// What a node tells placement in each heartbeat: who it is, how many replicas it hosts, and for
+// every range it leads the current descriptor and load (approximate size on disk, entries applied
+// and reads served per second since the previous report).
+
+import type { Node, Replica } from '../node';
+import { META_RANGE_ID, dataKeyRange, dataPrefixOf } from '../storage/keys';
+import type { MetaDescriptor } from './meta';
+import type { Heartbeat } from './placement';
+
+/** A replica's descriptor as placement stores it. */
+export function metaDescriptorOf(r: Replica): MetaDescriptor {
+  const b = r.sm.bounds;
+  return {
+    rangeId: r.rangeId,
+    startHex: Buffer.from(b.start).toString('hex'),
+    endHex: Buffer.from(b.end).toString('hex'),
+    epochVersion: b.epochVersion,
+    confVersion: b.confVersion,
+    replicas: [
+      ...r.confState.voters.map((nodeId) => ({ nodeId, role: 'voter' as const })),
+      ...r.confState.learners.map((nodeId) => ({ nodeId, role: 'learner' as const })),
+    ],
+  };
+}
+
+export class HeartbeatReporter {
+  private readonly previous = new Map<number, { atMs: number; applied: number; reads: number }>();
+
+  constructor(
+    private readonly node: Node,
+    private readonly address: string,
+    private readonly zone: string,
+  ) {}
+
+  /** Builds the next heartbeat; `only` limits the range reports (e.g. right after a split). */
+  async build(only?: readonly number[]): Promise<Heartbeat> {
+    const now = Date.now();
+    const ranges: Array<Heartbeat['ranges'][number]> = [];
+    let replicaCount = 0;
+    for (const r of this.node.replicas.values()) {
+      if (!r.initialized || r.rangeId === META_RANGE_ID) continue;
+      replicaCount++;
+      if (!r.isLeader() || (only && !only.includes(r.rangeId))) continue;
+      const b = r.sm.bounds;
+      const range = dataKeyRange(b.start, b.end, dataPrefixOf(r.rangeId));
+      let bytes = 0;
+      try {
+        bytes = await this.node.engine.approximateSize(range);
+      } catch {
+        bytes = 0; // the database is closing; the next report has it
+      }
+      const prev = this.previous.get(r.rangeId);
+      const secs = prev ? Math.max(0.001, (now - prev.atMs) / 1000) : 0;
+      const load = {
+        approximateBytes: bytes,
+        writesPerSecond: prev ? Math.max(0, r.appliedIndex - prev.applied) / secs : 0,
+        readsPerSecond: prev ? Math.max(0, r.readsServed - prev.reads) / secs : 0,
+      };
+      if (!only) this.previous.set(r.rangeId, { atMs: now, applied: r.appliedIndex, reads: r.readsServed });
+      ranges.push({ descriptor: metaDescriptorOf(r), leaderNodeId: this.node.nodeId, load });
+    }
+    return { nodeId: this.node.nodeId, address: this.address, zone: this.zone, replicaCount, ranges };
+  }
+}
