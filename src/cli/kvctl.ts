@@ -5,7 +5,9 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { AdminClient, ClientError, RangeStatus, Consistency, IndeterminateError, InvalidRequestError, KvClient } from '../client';
+import type { RangeDescriptorMsg } from '../api/messages';
+import { AdminClient, ClientError, RangeStatus, Consistency, IndeterminateError, InvalidRequestError, KvClient, UnavailableError } from '../client';
+import { NodeInfoMsg, PlacementClient, RangeInfoMsg } from '../client/placement-client';
 
 const EXIT_OK = 0;
 const EXIT_NOT_FOUND = 1;
@@ -39,6 +41,85 @@ function readValue(arg: string | undefined, opts: { file?: string }): Buffer {
 
 function show(buf: Buffer): string {
   return buf.toString('utf8');
+}
+
+/** A key for a table: as is when every byte is printable ASCII, else `0x` and its hex. */
+function printableKey(buf: Buffer): string {
+  return buf.every((b) => b >= 0x20 && b <= 0x7e) ? buf.toString('latin1') : `0x${buf.toString('hex')}`;
+}
+
+/** A range bound for humans: the empty start key is `-inf`, the empty end key `+inf`. */
+function bound(buf: Buffer, side: 'start' | 'end'): string {
+  return buf.length > 0 ? printableKey(buf) : side === 'start' ? '-inf' : '+inf';
+}
+
+/** Bytes as `512 B`, `12.3 KiB`, `4.0 MiB`, ... */
+function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** A duration in milliseconds as `850ms` or `12.4s`. */
+function age(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`;
+}
+
+/** NodeState of placement.proto. */
+const NODE_STATE_NAMES: Record<number, string> = { 1: 'up', 2: 'suspect', 3: 'down' };
+const ROLE_LEARNER = 2;
+
+/** Rows as columns padded to their widest cell (the first row is the header). */
+function tableLines(rows: readonly string[][]): string[] {
+  const widths = rows[0]!.map((_c, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+}
+
+/** A key in --json output: its hex (exact) and its printable form (as in tables). */
+function keyJson(buf: Buffer): { hex: string; printable: string } {
+  return { hex: buf.toString('hex'), printable: printableKey(buf) };
+}
+
+function descriptorJson(d: RangeDescriptorMsg): object {
+  return {
+    rangeId: d.rangeId,
+    startKey: keyJson(d.startKey),
+    endKey: keyJson(d.endKey),
+    epoch: { version: d.epoch?.version ?? 0, confVersion: d.epoch?.confVersion ?? 0 },
+    replicas: d.replicas.map((r) => ({ nodeId: r.nodeId, role: r.role === ROLE_LEARNER ? 'learner' : 'voter' })),
+  };
+}
+
+function rangeInfoJson(r: RangeInfoMsg): object {
+  return {
+    ...descriptorJson(r.descriptor),
+    leader: r.leader && r.leader.nodeId !== 0 ? { nodeId: r.leader.nodeId, address: r.leader.address } : null,
+    approximateBytes: r.approximateBytes,
+    writesPerSecond: r.writesPerSecond,
+    readsPerSecond: r.readsPerSecond,
+  };
+}
+
+function nodeInfoJson(n: NodeInfoMsg): object {
+  return {
+    nodeId: n.nodeId,
+    address: n.address,
+    zone: n.zone,
+    state: NODE_STATE_NAMES[n.state] ?? 'unknown',
+    lastHeartbeatAgeMs: n.lastHeartbeatAgeMs,
+    replicaCount: n.replicaCount,
+    leaderCount: n.leaderCount,
+  };
+}
+
+/** Whether `key` lies in [start, end) of `d` (an empty end key is the end of the keyspace). */
+function holds(d: RangeDescriptorMsg, key: Buffer): boolean {
+  return Buffer.compare(key, d.startKey) >= 0 && (d.endKey.length === 0 || Buffer.compare(key, d.endKey) < 0);
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -223,8 +304,7 @@ async function run(argv: string[]): Promise<number> {
                   : r.descriptor.replicas.map((x) => `${x.nodeId}(${roleName(x.role)})`).join(' '),
               ]);
             }
-            const widths = rows[0]!.map((_c, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-            for (const r of rows) out(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+            for (const line of tableLines(rows)) out(line);
           }
           // Fault injection left on is worth a loud line (kvd --failpoints, tests only).
           for (const v of ok) {
@@ -296,6 +376,117 @@ async function run(argv: string[]): Promise<number> {
         printDescriptor(await a.removeReplica(id('RANGE', range), id('NODE', node)));
       } finally {
         a.close();
+      }
+    });
+
+  const placement = (): PlacementClient => new PlacementClient({ endpoints: endpoints(), deadlineMs: program.opts<GlobalOptions>().timeoutMs });
+
+  program
+    .command('ranges')
+    .description('every range in key order, as placement knows it: bounds, epoch, leader, replicas, size and load')
+    .action(async () => {
+      const p = placement();
+      try {
+        const ranges = await p.listRanges();
+        if (json()) {
+          out(JSON.stringify(ranges.map(rangeInfoJson)));
+        } else {
+          const rows = [['RANGE', 'START', 'END', 'VERSION', 'LEADER', 'REPLICAS', 'SIZE', 'W/S', 'R/S']];
+          for (const r of ranges) {
+            const d = r.descriptor;
+            rows.push([
+              String(d.rangeId),
+              bound(d.startKey, 'start'),
+              bound(d.endKey, 'end'),
+              `${d.epoch?.version ?? 0}.${d.epoch?.confVersion ?? 0}`,
+              r.leader && r.leader.nodeId !== 0 ? String(r.leader.nodeId) : '-',
+              d.replicas.map((x) => `${x.nodeId}${x.role === ROLE_LEARNER ? '(L)' : ''}`).join(','),
+              humanBytes(r.approximateBytes),
+              r.writesPerSecond.toFixed(1),
+              r.readsPerSecond.toFixed(1),
+            ]);
+          }
+          for (const line of tableLines(rows)) out(line);
+        }
+      } finally {
+        p.close();
+      }
+    });
+
+  program
+    .command('nodes')
+    .description('every node placement knows: address, zone, liveness, replicas and leaders')
+    .action(async () => {
+      const p = placement();
+      try {
+        const nodes = [...(await p.listNodes())].sort((a, b) => a.nodeId - b.nodeId);
+        if (json()) {
+          out(JSON.stringify(nodes.map(nodeInfoJson)));
+        } else {
+          const rows = [['NODE', 'ADDRESS', 'ZONE', 'STATE', 'LAST-HEARTBEAT', 'REPLICAS', 'LEADERS']];
+          for (const n of nodes) {
+            const state = NODE_STATE_NAMES[n.state] ?? 'unknown';
+            rows.push([
+              String(n.nodeId),
+              n.address || '-',
+              n.zone || '-',
+              state,
+              // Placement answers 0 for a node it has not heard from since it became leader (then not up).
+              n.lastHeartbeatAgeMs === 0 && state !== 'up' ? '-' : age(n.lastHeartbeatAgeMs),
+              String(n.replicaCount),
+              String(n.leaderCount),
+            ]);
+          }
+          for (const line of tableLines(rows)) out(line);
+        }
+      } finally {
+        p.close();
+      }
+    });
+
+  program
+    .command('split')
+    .description('split the range holding KEY at KEY: it keeps the keys below KEY, a new range takes the rest')
+    .argument('<key>', 'the first key of the new range (not the start of its range)')
+    .action(async (key: string) => {
+      if (key === '') throw new UsageError('KEY must not be empty (the empty key starts the keyspace; no range can split there)');
+      const splitKey = Buffer.from(key);
+      const p = placement();
+      const a = admin();
+      try {
+        let target: { descriptor: RangeDescriptorMsg; leaderAddress?: string } | undefined;
+        const info = await p.lookupRange(splitKey);
+        if (info) {
+          target = { descriptor: info.descriptor, leaderAddress: info.leader?.address || undefined };
+        } else {
+          // Placement has no range for the key yet (no leader has reported it): ask the nodes.
+          // Among their views, the newest descriptor of the range holding the key; its leader's address.
+          for (const view of await a.clusterStatus()) {
+            for (const r of view.status?.ranges ?? []) {
+              const d = r.descriptor;
+              if (d.rangeId === 0 || !holds(d, splitKey)) continue; // range 0 is the meta range (its own keyspace)
+              if (target && (target.descriptor.epoch?.version ?? 0) >= (d.epoch?.version ?? 0)) continue;
+              const leader = view.status!.nodes.find((n) => n.nodeId === r.leaderNodeId && r.leaderNodeId !== 0);
+              target = { descriptor: d, leaderAddress: leader?.address || undefined };
+            }
+          }
+        }
+        if (!target) throw new UnavailableError(`no range holding key '${printableKey(splitKey)}' found: placement has none and no endpoint hosts one`);
+        const d = target.descriptor;
+        const res = await a.splitRange(d.rangeId, splitKey, d.epoch?.version || undefined, target.leaderAddress);
+        if (json()) {
+          out(JSON.stringify({ splitKey: keyJson(splitKey), left: descriptorJson(res.left), right: res.right ? descriptorJson(res.right) : null }));
+        } else {
+          const k = printableKey(splitKey);
+          const end = res.right ? res.right.endKey : d.endKey;
+          out(
+            `split range ${res.left.rangeId} at ${k}: left ${res.left.rangeId} [${bound(res.left.startKey, 'start')}, ${k}) ` +
+              `right ${res.right?.rangeId ?? '?'} [${k}, ${bound(end, 'end')})`,
+          );
+        }
+      } finally {
+        a.close();
+        p.close();
       }
     });
 

@@ -1,10 +1,10 @@
-// A client of the Admin service: status, leadership transfer, membership changes. Admin calls
-// that must run on a range's leader follow NotLeader answers like the KV client does.
+// A client of the Admin service: status, leadership transfer, membership changes, splits. Admin
+// calls that must run on a range's leader follow NotLeader answers like the KV client does.
 
 import * as grpc from '@grpc/grpc-js';
 import { apiPackageDefinition } from '../api/proto';
 import type { RangeDescriptorMsg, RoutingErrorMsg } from '../api/messages';
-import { InvalidRequestError, UnavailableError } from './errors';
+import { ClientError, IndeterminateError, InvalidRequestError, UnavailableError } from './errors';
 
 export interface RangeStatus {
   readonly descriptor: RangeDescriptorMsg;
@@ -50,6 +50,25 @@ export interface ClusterStatus {
   readonly transportFailpoint: TransportFailpointStatus | null;
 }
 
+/** Both halves of a split: `left` keeps the range id and the keys below the split key. */
+export interface SplitResult {
+  readonly left: RangeDescriptorMsg;
+  /** The new range; null if the answering leader did not host it yet (it always should). */
+  readonly right: RangeDescriptorMsg | null;
+}
+
+/**
+ * The cluster refused the operation as asked (FAILED_PRECONDITION, e.g. a split key not strictly
+ * inside the range, or a range whose epoch moved on): nothing applied. Unlike InvalidRequestError
+ * the request itself is well formed; the cluster's state does not allow it.
+ */
+export class RefusedError extends ClientError {
+  readonly code = 'REFUSED';
+  readonly definite = true;
+}
+
+type LeaderMethod = 'transferLeader' | 'addLearner' | 'promoteLearner' | 'removeReplica' | 'splitRange';
+
 type Unary = (req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
 interface AdminStub extends grpc.Client {
   clusterStatus: Unary;
@@ -59,6 +78,7 @@ interface AdminStub extends grpc.Client {
   promoteLearner: Unary;
   removeReplica: Unary;
   setTransportFailpoint: Unary;
+  splitRange: Unary;
 }
 
 export class AdminClient {
@@ -111,29 +131,61 @@ export class AdminClient {
   }
 
   /** Runs a leader-only admin call on the range's leader, following NotLeader answers. */
-  private async onLeader(method: 'transferLeader' | 'addLearner' | 'promoteLearner' | 'removeReplica', req: object): Promise<RangeDescriptorMsg> {
+  private async onLeader(method: Exclude<LeaderMethod, 'splitRange'>, req: object): Promise<RangeDescriptorMsg> {
+    return this.leaderCall(method, req, (res) => res.descriptor as RangeDescriptorMsg, { refusedIsInvalid: true });
+  }
+
+  /**
+   * Calls `method` on the range's leader: first at `opts.first` (a leader hint) if given, then the
+   * endpoints in turn, going straight to the leader a NotLeader answer names. INVALID_ARGUMENT ends
+   * the call with InvalidRequestError; FAILED_PRECONDITION with InvalidRequestError too, or with
+   * RefusedError unless `refusedIsInvalid`; NOT_FOUND (the node hosts no such range) with
+   * InvalidRequestError, or, with `tryOthersOnNotFound`, only once every endpoint said so.
+   */
+  private async leaderCall<T>(
+    method: LeaderMethod,
+    req: object,
+    result: (res: Record<string, unknown>) => T,
+    opts: { first?: string; refusedIsInvalid?: boolean; tryOthersOnNotFound?: boolean; notIdempotent?: boolean } = {},
+  ): Promise<T> {
     const deadline = Date.now() + this.deadlineMs;
-    let target: string | undefined;
+    let target: string | undefined = opts.first || undefined;
     let i = 0;
     let last = 'no endpoint answered';
+    const notFoundAt = new Set<string>();
+    // An attempt that may have reached the leader and applied, its answer lost (non-idempotent calls only).
+    let maybeApplied = false;
     while (Date.now() < deadline) {
       const address = target ?? (this.endpoints[i++ % this.endpoints.length] as string);
       target = undefined;
       try {
         const res = await this.call(address, method, req, deadline);
         const err = res.error as RoutingErrorMsg | null;
-        if (!err) return res.descriptor as RangeDescriptorMsg;
+        if (!err) return result(res);
         last = err.message;
         target = err.notLeader?.leader?.address || undefined;
       } catch (e) {
         const se = e as grpc.ServiceError;
-        if (se.code === grpc.status.INVALID_ARGUMENT || se.code === grpc.status.FAILED_PRECONDITION || se.code === grpc.status.NOT_FOUND) {
-          throw new InvalidRequestError(se.details);
+        const why = se.details ?? se.message;
+        if (se.code === grpc.status.INVALID_ARGUMENT) throw new InvalidRequestError(why);
+        if (se.code === grpc.status.FAILED_PRECONDITION) {
+          if (opts.refusedIsInvalid) throw new InvalidRequestError(why);
+          throw new RefusedError(maybeApplied ? `${why} (an earlier attempt whose answer was lost may have applied)` : why);
         }
-        last = `${address}: ${se.details ?? se.message}`;
+        if (se.code === grpc.status.NOT_FOUND) {
+          if (!opts.tryOthersOnNotFound) throw new InvalidRequestError(why);
+          notFoundAt.add(address);
+          if (this.endpoints.every((ep) => notFoundAt.has(ep))) throw new RefusedError(why);
+        } else if (opts.notIdempotent && se.code !== grpc.status.UNAVAILABLE) {
+          // DEADLINE_EXCEEDED, INTERNAL, ...: the call may have run. (UNAVAILABLE: not reached,
+          // or the node answered that it could not do it.)
+          maybeApplied = true;
+        }
+        last = `${address}: ${why}`;
       }
       if (!target) await new Promise((r) => setTimeout(r, 100));
     }
+    if (maybeApplied) throw new IndeterminateError(`${method}: ${last}`);
     throw new UnavailableError(`${method}: ${last}`);
   }
 
@@ -151,6 +203,22 @@ export class AdminClient {
 
   removeReplica(rangeId: number, nodeId: number): Promise<RangeDescriptorMsg> {
     return this.onLeader('removeReplica', { rangeId, nodeId });
+  }
+
+  /**
+   * Splits range `rangeId` at `splitKey` (strictly inside the range) on its leader: the range keeps
+   * the keys below `splitKey`, a new range takes the rest. With `epochVersion` (non-zero) the split
+   * is refused unless the range's epoch version still equals it, so a split decided on a stale view
+   * is never applied (and a retried split never splits twice). `leaderAddress` is a hint: asked
+   * first. RefusedError when the cluster refuses (key not inside the range, epoch moved on).
+   */
+  splitRange(rangeId: number, splitKey: Buffer, epochVersion?: number, leaderAddress?: string): Promise<SplitResult> {
+    return this.leaderCall(
+      'splitRange',
+      { rangeId, splitKey, epochVersion: epochVersion ?? 0 },
+      (res) => ({ left: res.left as RangeDescriptorMsg, right: (res.right as RangeDescriptorMsg | null) ?? null }),
+      { first: leaderAddress, tryOthersOnNotFound: true, notIdempotent: true },
+    );
   }
 
   /**

@@ -264,12 +264,11 @@ export class KvClient {
   private addressFor(cr: CachedRange | undefined): string {
     if (cr?.leader) return cr.leader.address;
     if (cr) {
+      // No leader known: the replicas we know the address of, and every endpoint (one of them
+      // may be down; a node without the range answers RangeNotFound and the route is looked up again).
       const known = cr.replicas.map((r) => this.nodeAddresses.get(r.nodeId)).filter((a): a is string => a !== undefined);
-      if (known.length > 0) return known[this.next++ % known.length] as string;
-      // Replicas whose addresses we do not know: any endpoint (a node without the range says so).
-      const a = this.endpoints[this.next % this.endpoints.length] as string;
-      this.next++;
-      return a;
+      const candidates = [...new Set([...known, ...this.endpoints])];
+      return candidates[this.next++ % candidates.length] as string;
     }
     return this.pickAddress();
   }

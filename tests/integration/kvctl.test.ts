@@ -89,7 +89,9 @@ describe('kvctl against a 3-node cluster', () => {
     expect(status.code).toBe(0);
     const views = JSON.parse(status.stdout) as Array<{ endpoint: string; status?: { clusterId: string; ranges: unknown[] } }>;
     expect(views.map((v) => v.endpoint).sort()).toEqual(c.endpoints([1, 2, 3]).sort());
-    for (const v of views) expect(v.status).toEqual(expect.objectContaining({ clusterId: 'rangekv', ranges: [expect.objectContaining({ leaderNodeId: expect.any(Number) })] }));
+    // Each node hosts the meta range (0, the placement service) and the first data range (1).
+    const led = expect.objectContaining({ leaderNodeId: expect.any(Number) });
+    for (const v of views) expect(v.status).toEqual(expect.objectContaining({ clusterId: 'rangekv', ranges: [led, led] }));
   }, 60_000);
 
   clusterTest('values from stdin ("-") and from --file, byte for byte', async () => {

@@ -19,7 +19,8 @@ function compactedFirstIndex(c: ProcessCluster, id: number): number {
 }
 
 async function staleGet(address: string, key: string): Promise<{ found: boolean; value: string; appliedIndex: number }> {
-  const client = new KvClient({ endpoints: [address], deadlineMs: 1_000 });
+  // Unrouted: the read must be served by this node, not by the range leader placement names.
+  const client = new KvClient({ endpoints: [address], deadlineMs: 1_000, routing: false });
   try {
     const r = await client.get(key, Consistency.Stale);
     return { found: r.found, value: r.value.toString('utf8'), appliedIndex: r.appliedIndex };
@@ -215,7 +216,7 @@ describe('three kvd processes', () => {
       const leaderNow = await c.waitForLeader();
       const commit = (await c.rangeStatus(leaderNow)).commitIndex;
       await waitFor(`node ${down} to apply up to ${commit}`, async () => (await c.rangeStatus(down)).appliedIndex >= commit);
-      const local = new KvClient({ endpoints: [c.address(down)] });
+      const local = new KvClient({ endpoints: [c.address(down)], routing: false }); // its own state
       const cluster = new KvClient({ endpoints: c.endpoints() });
       try {
         const mine: string[] = [];
