@@ -204,6 +204,14 @@ export class AdminService {
     }
     if (r.rawNode.basicStatus().state !== StateType.Leader) return { error: this.notLeaderError(r), left: descriptorOf(r), right: null };
     if (!this.o.allocateRangeId) throw new AdminFailure(grpc.status.FAILED_PRECONDITION, 'splits need the placement service, which this node does not reach');
+    // Checked before an id is allocated (the node checks again, and the split re-checks at apply).
+    const b = r.sm.bounds;
+    if (req.epochVersion && req.epochVersion !== b.epochVersion) {
+      throw new AdminFailure(grpc.status.FAILED_PRECONDITION, `range ${r.rangeId}: split refused: its epoch version is ${b.epochVersion}, not ${req.epochVersion}`);
+    }
+    if (Buffer.compare(key, b.start) <= 0 || (b.end.length > 0 && Buffer.compare(key, b.end) >= 0)) {
+      throw new AdminFailure(grpc.status.FAILED_PRECONDITION, `range ${r.rangeId}: split refused: split key ${printable(key)} is not strictly inside the range [${printable(b.start)}, ${printable(b.end)})`);
+    }
     const newId = await this.o.allocateRangeId();
     try {
       await this.o.node.split(r.rangeId, key, newId, req.epochVersion || undefined);
@@ -238,4 +246,10 @@ export class AdminService {
     }
     return { error: null, descriptor: descriptorOf(r) };
   }
+}
+
+/** A key for messages: as text when printable ASCII, else 0x-hex. */
+function printable(k: Uint8Array): string {
+  const b = Buffer.from(k);
+  return b.length > 0 && /^[\x20-\x7e]*$/.test(b.toString('latin1')) ? `'${b.toString('latin1')}'` : `0x${b.toString('hex')}`;
 }

@@ -1,5 +1,5 @@
 // The node layer's public surface.
-export { Node } from './node';
+export { Node, NODE_BEAT_RANGE_ID, QUIESCE_CONTEXT, SPLIT_INIT_INDEX } from './node';
 export type { NodeOptions, LocalRangeDescriptor } from './node';
 export { Replica } from './replica';
 export * from './command';

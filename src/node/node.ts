@@ -41,7 +41,7 @@ import {
 } from '../storage/keys';
 import type { RangeMessage, SnapshotSink, Transport, TransportHandler } from '../transport';
 import { StagingSink, recoverSnapshotInstall } from './snapshot';
-import { MessageType } from '../raft';
+import { MessageType, makeMessage } from '../raft';
 import { Command, CommandResult } from './command';
 import { NodeStoppedError, RangeNotFoundError, ServerBusyError, SnapshotRefusedError, SplitRefusedError } from './errors';
 import { KvStateMachine, RangeBounds } from './kv-state-machine';
@@ -64,6 +64,23 @@ import { decodeHardState } from '../storage/codec';
  */
 export const SPLIT_INIT_INDEX = 5;
 export const SPLIT_INIT_TERM = 5;
+
+/**
+ * The context of a quiescing leader's last heartbeat round (see Raft.quiesceHeartbeats): a
+ * follower that receives it caught up stops ticking the range too.
+ */
+export const QUIESCE_CONTEXT = Buffer.from('rangekv/quiesce');
+
+/**
+ * The pseudo-range of node-to-node liveness beats: one tiny message per peer per heartbeat
+ * interval, whatever the number of ranges (heartbeat coalescing). A quiesced follower whose
+ * leader's node has not been heard from for an election timeout wakes up (and may elect).
+ */
+export const NODE_BEAT_RANGE_ID = Number.MAX_SAFE_INTEGER;
+
+function isQuiesceMessage(m: Message): boolean {
+  return (m.type === MessageType.Heartbeat || m.type === MessageType.HeartbeatResp) && Buffer.compare(Buffer.from(m.context), QUIESCE_CONTEXT) === 0;
+}
 
 /** A range's descriptor as this node stores it (see replica.ts). */
 export type LocalRangeDescriptor = StoredDescriptor;
@@ -100,6 +117,11 @@ export interface NodeOptions {
    * added to a range's membership starts empty). Default true.
    */
   readonly createReplicasOnDemand?: boolean;
+  /**
+   * An idle range (nothing proposed, read or replicated) stops ticking and heartbeating after this
+   * many ticks, on its leader and its caught-up followers; 0 = never. Default 2 election timeouts.
+   */
+  readonly quiesceAfterTicks?: number;
 }
 
 export class Node implements TransportHandler {
@@ -125,6 +147,15 @@ export class Node implements TransportHandler {
   private readonly uninitializedHardStates = new Map<number, HardState>();
   /** Right sides of splits applied in the current turn, opened once its batch is written. */
   private splitsToOpen: Array<{ right: SplitRight; parentLeads: boolean }> = [];
+  /** Replicas that may have a Ready: stepped, ticked, proposed to or read since their last turn. */
+  private readonly dirty = new Set<Replica>();
+  /** Replicas that applied entries or want a fresh snapshot: checked for log compaction. */
+  private readonly snapshotCandidates = new Set<Replica>();
+  /** When each peer node was last heard from (any message), ms. */
+  private readonly lastHeard = new Map<number, number>();
+  private ticks = 0;
+  private beatPeers: number[] = [];
+  private readonly startedAtMs = Date.now();
 
   private constructor(
     readonly opts: NodeOptions,
@@ -291,6 +322,8 @@ export class Node implements TransportHandler {
     );
     replica.prepareSnapshotViewAtOpen();
     this.replicas.set(d.rangeId, replica);
+    this.dirty.add(replica);
+    this.snapshotCandidates.add(replica);
     rlog.info({ applied: replica.appliedIndex, lastIndex: storage.lastIndex(), conf: replica.confState, initialized }, 'replica loaded');
     return replica;
   }
@@ -319,6 +352,20 @@ export class Node implements TransportHandler {
       this.creating.delete(rangeId);
       for (const { from, rm } of waiting) this.receive(from, [rm]);
     }
+  }
+
+  /** The replica needs the ready loop (and, if it was quiesced, its ticks again). */
+  private touch(r: Replica, wake: boolean, active = wake): void {
+    if (wake) r.quiesced = false;
+    if (active) r.idleTicks = 0;
+    this.dirty.add(r);
+  }
+
+  /** Replicas currently quiesced (for status and tests). */
+  quiescedCount(): number {
+    let n = 0;
+    for (const r of this.replicas.values()) if (r.quiesced) n++;
+    return n;
   }
 
   replica(rangeId: number): Replica {
@@ -361,6 +408,7 @@ export class Node implements TransportHandler {
     if (splitKey.length === 0 || Buffer.compare(splitKey, b.start) <= 0 || !keyInRangeBounds(splitKey, b)) {
       throw new SplitRefusedError(rangeId, `split key ${Buffer.from(splitKey).toString('hex')} is not strictly inside the range`);
     }
+    this.touch(r, true);
     const p = r.proposeSplit({ epochVersion: version, splitKey, newRangeId });
     this.schedule();
     const res = await p;
@@ -465,7 +513,9 @@ export class Node implements TransportHandler {
     this.checkRunning();
     const max = this.opts.maxPendingProposals ?? 10_000;
     if (this.pendingProposals >= max) throw new ServerBusyError(`${this.pendingProposals} proposals pending (limit ${max})`);
-    const p = this.replica(rangeId).propose(cmd);
+    const r = this.replica(rangeId);
+    this.touch(r, true);
+    const p = r.propose(cmd);
     this.pendingProposals++;
     this.schedule();
     try {
@@ -478,7 +528,9 @@ export class Node implements TransportHandler {
   /** Proposes a membership change of the range (on its leader); resolves once applied here. */
   async proposeConfChange(rangeId: number, cc: ConfChange): Promise<ConfState> {
     this.checkRunning();
-    const p = this.replica(rangeId).proposeConfChange(cc);
+    const r = this.replica(rangeId);
+    this.touch(r, true);
+    const p = r.proposeConfChange(cc);
     this.schedule();
     return p;
   }
@@ -486,7 +538,9 @@ export class Node implements TransportHandler {
   /** Asks the range's leader to hand leadership to `toNode`. */
   transferLeader(rangeId: number, toNode: number): void {
     this.checkRunning();
-    this.replica(rangeId).rawNode.transferLeader(toNode);
+    const r = this.replica(rangeId);
+    this.touch(r, true);
+    r.rawNode.transferLeader(toNode);
     this.schedule();
   }
 
@@ -496,6 +550,7 @@ export class Node implements TransportHandler {
     const r = this.replica(rangeId);
     const max = this.opts.maxPendingProposals ?? 10_000;
     if (r.pendingReads() >= max) throw new ServerBusyError(`${r.pendingReads()} reads pending on range ${rangeId} (limit ${max})`);
+    this.touch(r, true);
     const p = r.readBarrier();
     this.schedule();
     return p;
@@ -506,7 +561,9 @@ export class Node implements TransportHandler {
 
   receive(fromNode: number, messages: readonly RangeMessage[]): void {
     if (this.stopped) return;
+    this.lastHeard.set(fromNode, Date.now());
     for (const rm of messages) {
+      if (rm.rangeId === NODE_BEAT_RANGE_ID) continue; // a liveness beat: hearing it is all it does
       const r = this.replicas.get(rm.rangeId);
       if (!r && this.tombstones.has(rm.rangeId)) {
         this.log.debug({ rangeId: rm.rangeId, from: fromNode, type: rm.message.type }, 'message for a range this node was removed from');
@@ -548,11 +605,22 @@ export class Node implements TransportHandler {
         this.log.warn({ rangeId: rm.rangeId, from: fromNode, msgFrom: rm.message.from, to: rm.message.to }, 'misaddressed raft message dropped');
         continue;
       }
+      const quiesce = isQuiesceMessage(rm.message);
+      // A leader's heartbeat wakes a quiet follower (the leader is ticking again); heartbeat
+      // replies never wake a quiet leader (they ask nothing of it). Neither is activity: an idle
+      // range keeps counting towards quiet.
+      const t = rm.message.type;
+      this.touch(r, !quiesce && t !== MessageType.HeartbeatResp, t !== MessageType.Heartbeat && t !== MessageType.HeartbeatResp);
       try {
         r.rawNode.step(rm.message);
       } catch (err) {
         this.fail(err as Error, `stepping ${rm.message.type} from ${fromNode} on range ${rm.rangeId}`);
         return;
+      }
+      if (quiesce && rm.message.type === MessageType.Heartbeat) {
+        // The leader is going quiet: follow it if we hold everything it has.
+        const st = r.rawNode.basicStatus();
+        if (st.leader === fromNode && st.term === rm.message.term && r.storage.lastIndex() === rm.message.commit) r.quiesced = true;
       }
     }
     this.schedule();
@@ -560,8 +628,11 @@ export class Node implements TransportHandler {
 
   snapshotPayload(rangeId: number, message: Message): AsyncIterable<Uint8Array> {
     if (!message.snapshot) throw new TypeError('snapshotPayload: not a Snap message');
-    const p = this.replica(rangeId).snapshotPayload(message.snapshot, this.opts.snapshotChunkBytes ?? 1024 * 1024);
-    this.schedule(); // a fresh snapshot may be wanted
+    const r = this.replica(rangeId);
+    this.snapshotCandidates.add(r); // a fresh snapshot may be wanted
+    this.touch(r, true);
+    const p = r.snapshotPayload(message.snapshot, this.opts.snapshotChunkBytes ?? 1024 * 1024);
+    this.schedule();
     return p;
   }
 
@@ -578,6 +649,7 @@ export class Node implements TransportHandler {
     for (const rm of messages) {
       const r = this.replicas.get(rm.rangeId);
       if (!r) continue;
+      this.touch(r, true);
       r.rawNode.reportUnreachable(toNode);
       if (rm.message.type === MessageType.Snap) r.rawNode.reportSnapshot(toNode, false);
     }
@@ -592,11 +664,47 @@ export class Node implements TransportHandler {
     // A read round normally completes in one round trip; one that takes an election timeout lost
     // a message (or the leader), so it is asked again.
     const retryMs = (this.opts.tickMs ?? 100) * (this.opts.electionTicks ?? 10);
+    const electionMs = retryMs;
+    const quiesceAfter = this.opts.quiesceAfterTicks ?? 2 * (this.opts.electionTicks ?? 10);
+    this.ticks++;
     for (const r of this.replicas.values()) {
+      if (r.quiesced) {
+        // A quiet follower wakes when its leader's node falls silent (it may have died).
+        const leader = r.rawNode.basicStatus().leader;
+        if (leader !== this.opts.nodeId && now - (this.lastHeard.get(leader) ?? this.startedAtMs) > electionMs) this.touch(r, true);
+        else continue;
+      }
+      this.dirty.add(r);
+      if (quiesceAfter > 0 && ++r.idleTicks >= quiesceAfter && r.initialized && r.pendingReads() === 0 && !r.hasPendingProposals()) {
+        // Instead of this tick's heartbeat, the last one, telling the followers to go quiet too.
+        if (r.rawNode.quiesceHeartbeats(QUIESCE_CONTEXT)) {
+          r.quiesced = true;
+          continue;
+        }
+      }
       r.rawNode.tick();
       r.retryStalledReads(now, retryMs);
     }
+    this.sendBeats();
     this.schedule();
+  }
+
+  /** One liveness beat to every node this node shares a range with, per heartbeat interval. */
+  private sendBeats(): void {
+    if (this.ticks % 10 === 1) {
+      const peers = new Set<number>();
+      for (const r of this.replicas.values()) {
+        for (const id of r.confState.voters) peers.add(id);
+        for (const id of r.confState.learners) peers.add(id);
+      }
+      peers.delete(this.opts.nodeId);
+      this.beatPeers = [...peers];
+    }
+    if (this.ticks % (this.opts.heartbeatTicks ?? 1) !== 0 || this.beatPeers.length === 0) return;
+    for (const to of this.beatPeers) {
+      this.opts.transport.send(to, [{ rangeId: NODE_BEAT_RANGE_ID, message: makeMessage({ type: MessageType.Heartbeat, from: this.opts.nodeId, to }) }]);
+    }
+    this.opts.transport.flush();
   }
 
   private schedule(): void {
@@ -633,7 +741,11 @@ export class Node implements TransportHandler {
   private async turn(): Promise<boolean> {
     if (this.stopped || this.fatal) return false;
     const work: Array<[Replica, ReturnType<Replica['rawNode']['ready']>]> = [];
-    for (const r of this.replicas.values()) if (r.rawNode.hasReady()) work.push([r, r.rawNode.ready()]);
+    const candidates = [...this.dirty];
+    this.dirty.clear();
+    for (const r of candidates) {
+      if (this.replicas.get(r.rangeId) === r && r.rawNode.hasReady()) work.push([r, r.rawNode.ready()]);
+    }
     if (work.length === 0) {
       await this.maybeSnapshot();
       return false;
@@ -662,7 +774,11 @@ export class Node implements TransportHandler {
       if (rd.mustSync) sync = true;
     }
     for (const [r, rd] of work) {
-      if (rd.committedEntries.length > 0) callbacks.push(...r.stageApply(batch, rd.committedEntries));
+      if (rd.committedEntries.length > 0) {
+        callbacks.push(...r.stageApply(batch, rd.committedEntries));
+        this.snapshotCandidates.add(r);
+      }
+      if (rd.entries.length > 0 || rd.committedEntries.length > 0 || rd.snapshot) r.idleTicks = 0;
     }
     await this.engine.write(batch, { sync });
     for (const [r] of work) {
@@ -686,8 +802,11 @@ export class Node implements TransportHandler {
       r.afterReady(rd);
     }
 
-    // 5. Replicas that applied their own removal go.
-    for (const [r] of work) if (r.removedSelf) await this.destroyReplica(r);
+    // 5. Replicas that applied their own removal go; the others may have more to do.
+    for (const [r] of work) {
+      if (r.removedSelf) await this.destroyReplica(r);
+      else this.dirty.add(r);
+    }
 
     await this.maybeSnapshot();
     return true;
@@ -730,8 +849,11 @@ export class Node implements TransportHandler {
 
   /** Log compaction, off the request path but inside the loop, where the database holds exactly the applied state. */
   private async maybeSnapshot(): Promise<void> {
-    for (const r of this.replicas.values()) {
-      if (!r.wantsSnapshot()) continue;
+    if (this.snapshotCandidates.size === 0) return;
+    const candidates = [...this.snapshotCandidates];
+    this.snapshotCandidates.clear();
+    for (const r of candidates) {
+      if (this.replicas.get(r.rangeId) !== r || !r.wantsSnapshot()) continue;
       const b = new WriteBatch();
       r.snapshotAndCompact(b);
       await this.engine.write(b, { sync: true });

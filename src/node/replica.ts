@@ -177,6 +177,10 @@ export class Replica {
   initialized: boolean;
   /** Reads served from this replica (counted by the api layer; reported to placement as load). */
   readsServed = 0;
+  /** Not ticked (and its leader sends no heartbeats) until a message, proposal or read wakes it. */
+  quiesced = false;
+  /** Ticks since the range last did anything but heartbeat (the node quiesces it after a while). */
+  idleTicks = 0;
 
   /** The LevelDB read view that outgoing snapshot payloads stream from, and its Raft snapshot index. */
   private snapHandle: { readonly index: number; readonly view: DbSnapshot; readonly bounds: RangeBounds } | undefined;
@@ -402,6 +406,11 @@ export class Replica {
         for (const c of round.callers) c.resolve(this.appliedIndex);
       }
     }
+  }
+
+  /** Whether proposals wait to be applied here. */
+  hasPendingProposals(): boolean {
+    return this.proposals.size > 0;
   }
 
   /** Number of reads waiting (for bounds and status). */

@@ -935,6 +935,28 @@ export class Raft {
     for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id);
   }
 
+  /**
+   * Leader only: sends every follower one heartbeat carrying `context` (the application's quiesce
+   * marker), if the group is idle: everything in the log committed and applied, every follower's
+   * log equal to ours, no read, leadership transfer or membership change pending. Returns whether
+   * it sent them. It is an ordinary heartbeat for the followers (safety is unchanged); the
+   * application stops ticking an idle group after it (see the node layer's quiescing).
+   */
+  quiesceHeartbeats(context: Uint8Array): boolean {
+    if (this.state !== StateType.Leader) return false;
+    const last = this.raftLog.lastIndex();
+    if (this.raftLog.committed !== last || this.raftLog.applied !== last) return false;
+    if (this.leadTransferee !== NONE || this.pendingConfIndex > this.raftLog.applied) return false;
+    if (this.readOnly.lastPendingContext() !== undefined || this.pendingReadIndexMessages.length > 0) return false;
+    for (const [id, pr] of this.prs) {
+      if (id !== this.id && pr.match !== last) return false;
+    }
+    for (const id of this.prs.keys()) {
+      if (id !== this.id) this.send(makeMessage({ type: MessageType.Heartbeat, to: id, commit: last, context }));
+    }
+    return true;
+  }
+
   private bcastHeartbeat(): void {
     const ctx = this.readOnly.lastPendingContext();
     for (const [id, pr] of this.prs) {

@@ -121,6 +121,11 @@ export class RawNode {
    * Requests a linearizable read point. The answer arrives as a `ReadState` with the same context
    * in a later Ready. Throws `NotLeaderError` when no leader is known.
    */
+  /** See Raft.quiesceHeartbeats: an idle leader's last heartbeat round, carrying `context`. */
+  quiesceHeartbeats(context: Uint8Array): boolean {
+    return this.raft.quiesceHeartbeats(context);
+  }
+
   readIndex(requestContext: Uint8Array): void {
     this.raft.readIndex(requestContext);
   }

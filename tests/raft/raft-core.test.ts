@@ -900,3 +900,36 @@ describe('raft: sending before persisting (Ready.earlyMessages)', () => {
     expect(rd.messages.filter((m) => m.type === MessageType.App)).toHaveLength(2);
   });
 });
+
+describe('raft: quiesce heartbeats', () => {
+  const QUIET = encoder.encode('quiet');
+
+  it('an idle leader sends one heartbeat round with the context; a busy or unsure one sends nothing', () => {
+    const c = newCluster([1, 2, 3]);
+    c.elect(1);
+    c.stabilize();
+    // Everything committed, applied and on every follower: the round goes out, carrying the context.
+    const rec = c.record(isType(MessageType.Heartbeat));
+    expect(c.node(1).rawNode.quiesceHeartbeats(QUIET)).toBe(true);
+    c.stabilize();
+    expect(rec.messages.map((m) => [m.to, decoder.decode(m.context), m.commit])).toEqual([
+      [2, 'quiet', commitOf(c, 1)],
+      [3, 'quiet', commitOf(c, 1)],
+    ]);
+    rec.stop();
+    // A proposal not yet on every follower: refused.
+    const held = c.hold((m) => m.type === MessageType.App && m.to === 3);
+    c.propose(1, 'x');
+    c.stabilize();
+    expect(c.node(1).rawNode.quiesceHeartbeats(QUIET)).toBe(false);
+    held.release();
+    c.stabilize();
+    expect(c.node(1).rawNode.quiesceHeartbeats(QUIET)).toBe(true);
+    // A pending read: refused. A follower: refused.
+    c.node(1).rawNode.readIndex(encoder.encode('r'));
+    expect(c.node(1).rawNode.quiesceHeartbeats(QUIET)).toBe(false);
+    c.stabilize();
+    expect(c.node(2).rawNode.quiesceHeartbeats(QUIET)).toBe(false);
+    c.assertSafety();
+  });
+});

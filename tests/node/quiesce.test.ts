@@ -1,0 +1,85 @@
+// Quiescing: an idle range stops ticking and heartbeating on its leader and followers; traffic
+// wakes it; a follower whose leader's node falls silent wakes up and elects a new leader; idle
+// ranges cost the transport one liveness beat per peer per heartbeat interval, not one message
+// per range.
+import { Node, NODE_BEAT_RANGE_ID } from '../../src/node';
+import type { RangeMessage, TransportHandler } from '../../src/transport';
+import { NodeCluster, waitFor } from './fixture';
+
+const RANGE = 1;
+
+function allQuiesced(nodes: Iterable<Node>): boolean {
+  for (const n of nodes) for (const r of n.replicas.values()) if (!r.quiesced) return false;
+  return true;
+}
+
+describe('node: quiescing idle ranges', () => {
+  let c: NodeCluster;
+  afterEach(async () => {
+    await c.stopAll();
+  });
+
+  it('an idle range goes quiet everywhere; a write wakes it, succeeds, and it goes quiet again', async () => {
+    c = new NodeCluster([1, 2, 3], { quiesceAfterTicks: 20 });
+    await c.startAll();
+    await c.put('a', '1', RANGE);
+    await waitFor('every replica quiesced', () => allQuiesced(c.nodes.values()));
+    const before = (await c.leader(RANGE)).replica(RANGE).rawNode.status().term;
+    await c.put('b', '2', RANGE);
+    for (const n of c.nodes.values()) await waitFor(`node ${n.nodeId} applied b`, () => n.replica(RANGE).sm.get(Buffer.from('b')) !== undefined);
+    await waitFor('quiesced again', () => allQuiesced(c.nodes.values()));
+    // Quiet is not an election: the same term throughout.
+    expect((await c.leader(RANGE)).replica(RANGE).rawNode.status().term).toBe(before);
+    // A linearizable read on a quiet follower wakes the range and is served.
+    const follower = [...c.nodes.values()].find((n) => !n.replica(RANGE).isLeader())!;
+    await c.readBarrier(follower, RANGE);
+    expect(follower.replica(RANGE).sm.get(Buffer.from('b'))?.value.toString()).toBe('2');
+  });
+
+  it('when the leader\'s node stops, quiet followers wake and elect a new leader', async () => {
+    c = new NodeCluster([1, 2, 3], { quiesceAfterTicks: 20 });
+    await c.startAll();
+    await c.put('a', '1', RANGE);
+    await waitFor('every replica quiesced', () => allQuiesced(c.nodes.values()));
+    const old = await c.leader(RANGE);
+    await c.stop(old.nodeId);
+    const next = await waitFor('a new leader', () => [...c.nodes.values()].find((n) => n.replica(RANGE).isLeader()), 10_000);
+    expect(next.nodeId).not.toBe(old.nodeId);
+    await c.put('c', '3', RANGE);
+  });
+
+  it('twenty quiet ranges cost the transport only node beats', async () => {
+    c = new NodeCluster([1, 2, 3], { quiesceAfterTicks: 20 });
+    await c.startAll();
+    let id = 2;
+    // Splitting range 1 at descending keys: each split key lies inside what range 1 still holds.
+    for (const k of ['t', 's', 'r', 'q', 'p', 'o', 'n', 'm', 'l', 'k', 'j', 'i', 'h', 'g', 'f', 'e', 'd', 'c', 'b']) {
+      const leader = await c.leader(RANGE);
+      await leader.split(RANGE, Buffer.from(k), id++);
+    }
+    // One write in every range: range 1 holds ['', b), range 2 [t, ''), range 3 [s, t), ...
+    await c.put('a-x', 'v', 1);
+    for (let r = 2; r < id; r++) await c.put(`${String.fromCharCode('t'.charCodeAt(0) - (r - 2))}-x`, 'v', r);
+    await waitFor('all 20 ranges quiesced on every node', () => allQuiesced(c.nodes.values()), 20_000);
+    // Count what node 1 receives over 1 s of quiet (the local network delivers to its handler).
+    const n1 = c.nodes.get(1)!;
+    const seen = { beats: 0, raft: 0 };
+    const handler = n1 as unknown as TransportHandler;
+    const original = handler.receive.bind(handler);
+    handler.receive = (from: number, msgs: readonly RangeMessage[]): void => {
+      for (const m of msgs) {
+        if (m.rangeId === NODE_BEAT_RANGE_ID) seen.beats++;
+        else {
+          seen.raft++;
+        }
+      }
+      original(from, msgs);
+    };
+    await new Promise((r) => setTimeout(r, 1000)); // a measurement window, not a wait for a condition
+    handler.receive = original;
+    // Ticks are 10 ms: 2 peers beat ~100 times each. Unquiesced, 20 ranges would send 2 x 20 x 100 heartbeats.
+    expect(seen.raft).toBe(0);
+    expect(seen.beats).toBeGreaterThan(50);
+    expect(allQuiesced(c.nodes.values())).toBe(true);
+  });
+});
