@@ -114,6 +114,9 @@ export class JepsenCluster {
       '--compaction-slack-entries', String(this.o.compactionSlackEntries),
       '--log-level', this.o.logLevel,
       '--failpoints',
+      // The harness manages membership itself (every node a voter of range 1; the membership
+      // nemesis wipes and re-adds nodes); the placement scheduler would fight it.
+      '--no-schedule',
     ];
   }
 

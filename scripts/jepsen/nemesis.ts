@@ -12,11 +12,18 @@
 // | pause                      | SIGSTOP a random minority (the leader often)            | SIGCONT               |
 // | membership                 | remove a voter (the leader often), wipe it, start it fresh with a new id (--join), add it as a learner | promote the learner |
 // | latency                    | transport failpoint on every node or a random minority: delay + jitter + drop of the Raft messages they send (no netem in this kernel) | clear |
-// | mixed                      | one of the above at random, or (30 %) two of different families at once | their stops |
+// | split                      | split ranges continuously: every 150-400 ms a random key of the workload's key space, its range looked up in placement, split there (a refusal, e.g. the key is already a boundary, is counted and logged) | stop splitting; counts and the new range ids |
+// | mixed                      | one of the above at random except split, or (30 %) two of different families at once | their stops |
+//
+// `mixed` never picks `split`: `membership` changes range 1 only and wipes the node it removes (a
+// new id), so after splits every other range would lose that replica for good; excluding `split`
+// keeps the two out of one run. For the same reason run.ts refuses --pre-split with `membership`
+// and `mixed`. Splits are never undone (ranges do not merge): the healing does nothing for them.
 
 import { AdminClient } from '../../src/client/admin-client';
 import type { JepsenCluster } from './cluster';
 import type { NemesisLog } from './history';
+import { Splitter } from './splits';
 import { delay, Rng, waitFor } from './wait';
 
 export const NEMESES = [
@@ -29,18 +36,55 @@ export const NEMESES = [
   'pause',
   'membership',
   'latency',
+  'split',
   'mixed',
 ] as const;
 export type NemesisName = (typeof NEMESES)[number];
 type FaultName = Exclude<NemesisName, 'none' | 'mixed'>;
 const FAULTS: readonly FaultName[] = NEMESES.filter((n): n is FaultName => n !== 'none' && n !== 'mixed');
+/** What `mixed` picks from: every fault but `split` (see the top of this file). */
+const MIXED_FAULTS: readonly FaultName[] = FAULTS.filter((f) => f !== 'split');
 
 type Detail = Record<string, unknown>;
 
-function familyOf(f: FaultName): 'partition' | 'process' | 'latency' | 'membership' {
+function familyOf(f: FaultName): 'partition' | 'process' | 'latency' | 'membership' | 'split' {
   if (f.startsWith('partition-')) return 'partition';
   if (f === 'kill' || f === 'pause') return 'process';
+  if (f === 'split') return 'split';
   return f === 'latency' ? 'latency' : 'membership';
+}
+
+/** The workload's keys, for the `split` nemesis: a key used so far or about to be. */
+export interface KeySpace {
+  randomKey(rng: Rng): string;
+  /** Which keys randomKey picks from, for the log. */
+  describeKeys(): string;
+}
+
+/** Pause between two splits of the `split` nemesis, milliseconds [min, max]. */
+const SPLIT_EVERY_MS: readonly [number, number] = [150, 400];
+/** Refusal and failure messages kept in a `split` stop event (the counts cover them all). */
+const SPLIT_DETAIL_MESSAGES = 10;
+
+/** The `split` nemesis' loop while its window is on, and what it did. */
+interface SplitLoop {
+  stopping: boolean;
+  done: Promise<void>;
+  readonly stats: {
+    attempts: number;
+    splits: number;
+    refused: number;
+    refusedBoundary: number;
+    refusedEpoch: number;
+    refusedOutside: number;
+    /** Placement had no range for the key (its map between a split's two reports): not attempted. */
+    unrouted: number;
+    failed: number;
+    indeterminate: number;
+    created: number[];
+    refusals: string[];
+    failures: string[];
+  };
 }
 
 interface Fault {
@@ -64,13 +108,18 @@ export class Nemesis {
   /** A slot whose node was removed but not re-added yet. */
   private removedSlot: number | undefined;
   private readonly admin: AdminClient;
+  private readonly splitter: Splitter;
+  private splitLoop: SplitLoop | undefined;
 
   constructor(
     private readonly cluster: JepsenCluster,
     private readonly rng: Rng,
     private readonly log: NemesisLog,
+    /** Where the `split` nemesis splits (the workload's keys); required by it only. */
+    private readonly keySpace?: KeySpace,
   ) {
     this.admin = new AdminClient(cluster.endpoints(), 10_000);
+    this.splitter = new Splitter(cluster.endpoints(), 5_000);
     const lab = cluster.lab;
     const slots = (): number[] => lab.allSlots();
     const majority = Math.floor(lab.slots / 2) + 1;
@@ -182,6 +231,10 @@ export class Nemesis {
         },
         stop: async () => ({ cleared: this.nodesOf(await this.clearFailpoints()) }),
       },
+      split: {
+        start: () => this.splitStart(),
+        stop: () => this.splitStop(),
+      },
     };
   }
 
@@ -249,6 +302,64 @@ export class Nemesis {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // split
+
+  /** Starts splitting in the background (own seeded randomness: the schedule's draws stay as they were). */
+  private async splitStart(): Promise<Detail> {
+    const keySpace = this.keySpace;
+    if (!keySpace) throw new Error('the split nemesis needs the workload\'s key space');
+    if (this.splitLoop) await this.splitStop();
+    const rng = new Rng(this.rng.int(0, 2 ** 31 - 1));
+    const loop: SplitLoop = {
+      stopping: false,
+      done: Promise.resolve(),
+      stats: { attempts: 0, splits: 0, refused: 0, refusedBoundary: 0, refusedEpoch: 0, refusedOutside: 0, unrouted: 0, failed: 0, indeterminate: 0, created: [], refusals: [], failures: [] },
+    };
+    const st = loop.stats;
+    const keep = (list: string[], msg: string): void => {
+      if (list.length < SPLIT_DETAIL_MESSAGES) list.push(msg);
+    };
+    loop.done = (async () => {
+      while (!loop.stopping) {
+        // Pacing, not a wait for a condition.
+        await delay(rng.int(SPLIT_EVERY_MS[0], SPLIT_EVERY_MS[1]));
+        if (loop.stopping) break;
+        const key = keySpace.randomKey(rng);
+        st.attempts++;
+        const out = await this.splitter.trySplit(key);
+        if (out.kind === 'split') {
+          st.splits++;
+          if (out.right !== null) st.created.push(out.right);
+        } else if (out.kind === 'refused') {
+          st.refused++;
+          if (out.reason === 'boundary') st.refusedBoundary++;
+          else if (out.reason === 'epoch') st.refusedEpoch++;
+          else st.refusedOutside++;
+          keep(st.refusals, `${key} (range ${out.rangeId}, ${out.reason}): ${out.why}`);
+        } else if (out.kind === 'unrouted') {
+          st.unrouted++;
+        } else {
+          st.failed++;
+          if (out.indeterminate) st.indeterminate++;
+          keep(st.failures, `${key}: ${out.why}`);
+        }
+      }
+    })();
+    this.splitLoop = loop;
+    return { everyMs: SPLIT_EVERY_MS, keys: keySpace.describeKeys() };
+  }
+
+  /** Ends the splitting (the attempt in flight finishes within its clients' deadlines) and reports it. */
+  private async splitStop(): Promise<Detail> {
+    const loop = this.splitLoop;
+    if (!loop) return { running: false };
+    loop.stopping = true;
+    const finished = await Promise.race([loop.done.then(() => true), delay(30_000).then(() => false)]);
+    this.splitLoop = undefined;
+    return { ...loop.stats, ...(finished ? {} : { unfinished: 'the attempt in flight did not end within 30 s' }) };
+  }
+
+  // ---------------------------------------------------------------------------------------------
 
   /**
    * Alternates quiet periods and fault windows until `untilMs` (Date.now() time). A fault that
@@ -265,11 +376,14 @@ export class Nemesis {
     }
   }
 
-  /** One fault (70 %), or two of different families at once: a partition, a process fault, latency, membership. */
+  /**
+   * One fault (70 %), or two of different families at once: a partition, a process fault, latency,
+   * membership. Never `split` (see the top of this file).
+   */
   private mixedFaults(): FaultName[] {
-    const first = this.rng.pick(FAULTS);
+    const first = this.rng.pick(MIXED_FAULTS);
     if (!this.rng.chance(0.3)) return [first];
-    const second = this.rng.pick(FAULTS.filter((f) => familyOf(f) !== familyOf(first)));
+    const second = this.rng.pick(MIXED_FAULTS.filter((f) => familyOf(f) !== familyOf(first)));
     return [first, second];
   }
 
@@ -304,13 +418,15 @@ export class Nemesis {
    */
   async healAll(timeoutMs: number): Promise<Detail> {
     const cluster = this.cluster;
+    // Splits are never undone; a split loop still running (it should not be) just ends.
+    const splitting = this.splitLoop ? await this.splitStop() : undefined;
     await cluster.lab.heal();
     for (const s of cluster.lab.allSlots()) if (cluster.slot(s).paused) cluster.resume(s);
     for (const s of cluster.lab.allSlots()) if (!cluster.isRunning(s)) this.killed.add(s);
     await this.restartKilled();
     const cleared = await this.clearFailpoints();
     const membership = await waitFor('every node to be a voter of range 1 again', () => this.repairMembership(), timeoutMs, 500);
-    return { healed: true, failpointsCleared: this.nodesOf(cleared), membership };
+    return { healed: true, failpointsCleared: this.nodesOf(cleared), membership, ...(splitting ? { splitting } : {}) };
   }
 
   /**
@@ -348,5 +464,6 @@ export class Nemesis {
 
   close(): void {
     this.admin.close();
+    this.splitter.close();
   }
 }

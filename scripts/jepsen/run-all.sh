@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Every nemesis, one run each (register workload; the set workload under kill and membership),
-# then a table: ops, ok/fail/info, valid, availability during and outside the fault windows.
+# Every nemesis, one run each (register workload; the set workload under kill and membership; the
+# register workload over 8 pre-split ranges under partition-random-halves), then a table: ops,
+# ok/fail/info, valid, availability during and outside the fault windows.
 #
 #   scripts/jepsen/run-all.sh [--short] [--time SECONDS] [--out DIR] [--nodes N] [--seed N]
 #
 # --short: 12 s per run (the pass `make test` runs); default --time 60. Runs go to
-# DIR/<nemesis>-<workload>/ (default DIR: a new directory under /tmp). Exit 0 when every run is
-# valid, 1 otherwise. Needs root, like run.sh.
+# DIR/<nemesis>-<workload>[-presplit<N>]/ (default DIR: a new directory under /tmp). Exit 0 when
+# every run is valid, 1 otherwise. Needs root, like run.sh.
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -38,9 +39,11 @@ runs=(
   "pause register"
   "membership register"
   "latency register"
+  "split register"
   "mixed register"
   "kill set"
   "membership set"
+  "partition-random-halves register 8"
 )
 
 interrupted=0
@@ -48,10 +51,12 @@ trap 'interrupted=1' INT TERM
 failed=0
 start=$SECONDS
 for r in "${runs[@]}"; do
-  read -r nemesis workload <<<"$r"
-  dir="$out/$nemesis-$workload"
-  echo "=== $nemesis / $workload -> $dir"
-  "$root/scripts/jepsen/run.sh" --no-build --nemesis "$nemesis" --workload "$workload" --time "$time_s" --out "$dir" "${extra[@]}" >"$dir.log" 2>&1
+  # An optional third word: --pre-split N.
+  read -r nemesis workload presplit <<<"$r"
+  dir="$out/$nemesis-$workload${presplit:+-presplit$presplit}"
+  echo "=== $nemesis / $workload${presplit:+ / pre-split $presplit} -> $dir"
+  "$root/scripts/jepsen/run.sh" --no-build --nemesis "$nemesis" --workload "$workload" --time "$time_s" --out "$dir" \
+    ${presplit:+--pre-split "$presplit"} "${extra[@]}" >"$dir.log" 2>&1
   code=$?
   tail -n 3 "$dir.log" | sed 's/^/    /'
   if [ "$code" != 0 ]; then failed=1; echo "    FAILED (exit $code): see $dir.log"; fi

@@ -4,6 +4,7 @@
 #
 #   scripts/jepsen/run.sh --nemesis NAME --out DIR [--workload register|set] [--time SECONDS]
 #                         [--nodes 5] [--seed N] [--read-mode linearizable|stale] [--concurrency N]
+#                         [--client unary|multiplex] [--pre-split N]
 #   scripts/jepsen/run.sh --help
 #
 # Builds first when dist/ is missing or older than a source file (--no-build skips that; it must be

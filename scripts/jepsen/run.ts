@@ -4,10 +4,12 @@
 //
 // Phases, each bounded in time:
 //   1. sweep leftovers of dead runs; build the network (net.ts); start the nodes; wait healthy;
+//      with --pre-split N, split the workload's key space into N ranges and wait for their leaders;
 //   2. workload + nemesis schedule for --time seconds; then the workload stops (in-flight ops end
 //      within the client deadline);
 //   3. heal everything (partitions, paused/killed nodes, failpoints, membership), wait until the
-//      cluster is healthy, a quiet period, the final reads (every key of the run);
+//      cluster is healthy, a quiet period, the final reads (every key of the run); placement's range
+//      map goes to run.json (`ranges`);
 //   4. stop the nodes, remove the network; the checker writes DIR/results.json and DIR/report.html.
 // Exit: 0 valid, 1 invalid, 3 unknown, 2 usage error, 4 the harness failed or the cluster did not
 // recover after healing (the checker still runs on the history, and the message says which).
@@ -20,7 +22,8 @@ import { EnvironmentError, JepsenError, UsageError } from './errors';
 import { AnsweredOp, Clock, History, NemesisEvent, NemesisLog } from './history';
 import { checkEnvironment, Lab, sweepLeftovers } from './net';
 import { Nemesis, NEMESES, NemesisName } from './nemesis';
-import { Rng, delay } from './wait';
+import { RangeSummary, Splitter } from './splits';
+import { Rng, delay, waitFor } from './wait';
 import { createWorkload, ReadMode, WorkloadName } from './workload';
 
 export interface RunOptions {
@@ -34,6 +37,8 @@ export interface RunOptions {
   readonly concurrency: number;
   /** How the workload's clients talk to the nodes. */
   readonly client: 'unary' | 'multiplex';
+  /** Ranges the workload's key space is split into before the workload starts (0 or 1: no split). */
+  readonly preSplit: number;
 }
 
 const USAGE = `usage: scripts/jepsen/run.sh --nemesis NAME --out DIR [options]
@@ -47,6 +52,9 @@ const USAGE = `usage: scripts/jepsen/run.sh --nemesis NAME --out DIR [options]
   --read-mode MODE        linearizable (default) | stale (reads any node's local state: must be caught)
   --concurrency N         logical client processes at once (default 10)
   --client KIND           unary (default: one gRPC call per operation) | multiplex (KV.Multiplex streams)
+  --pre-split N           split the workload's key space into N ranges before it starts (default 1:
+                          one range); not with --nemesis membership or mixed (membership changes
+                          range 1 only and wipes nodes: the other ranges would lose replicas)
 
 Exit: 0 valid, 1 invalid, 3 unknown, 2 usage error, 4 harness failure or the cluster did not recover.`;
 
@@ -58,7 +66,7 @@ export function parseArgs(argv: readonly string[]): RunOptions | 'help' {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
     if (!m) throw new UsageError(`unexpected argument '${a}'`);
     const name = m[1] as string;
-    const known = ['nemesis', 'workload', 'time', 'out', 'nodes', 'seed', 'read-mode', 'concurrency', 'client'];
+    const known = ['nemesis', 'workload', 'time', 'out', 'nodes', 'seed', 'read-mode', 'concurrency', 'client', 'pre-split'];
     if (!known.includes(name)) throw new UsageError(`unknown option --${name}`);
     const value = m[2] ?? argv[++i];
     if (value === undefined) throw new UsageError(`--${name} needs a value`);
@@ -81,6 +89,10 @@ export function parseArgs(argv: readonly string[]): RunOptions | 'help' {
   const client = v.client ?? 'unary';
   if (client !== 'unary' && client !== 'multiplex') throw new UsageError(`--client must be unary or multiplex, got '${client}'`);
   if (v.out === undefined) throw new UsageError('--out DIR is required');
+  const preSplit = int('pre-split', 1, 0, 64);
+  if (preSplit > 1 && (nemesis === 'membership' || nemesis === 'mixed')) {
+    throw new UsageError(`--pre-split does not combine with --nemesis ${nemesis}: membership changes range 1 only and wipes the node it removes, so the other ranges would lose that replica for good`);
+  }
   return {
     nemesis: nemesis as NemesisName,
     workload,
@@ -91,6 +103,7 @@ export function parseArgs(argv: readonly string[]): RunOptions | 'help' {
     seed: int('seed', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31 - 1),
     concurrency: int('concurrency', 10, 1, 200),
     client,
+    preSplit,
   };
 }
 
@@ -141,6 +154,64 @@ export function availability(ops: readonly AnsweredOp[], events: readonly Nemesi
 }
 
 // -------------------------------------------------------------------------------------------------
+// Ranges: --pre-split, and placement's range map at the end (run.json `ranges`).
+
+/**
+ * Splits at each key (each must end as a range boundary), then waits until every range
+ * the splits made has a leader by its own account, so the workload does not start against ranges
+ * still electing. Bounded by `timeoutMs` in all.
+ */
+async function preSplit(
+  cluster: JepsenCluster,
+  keys: readonly string[],
+  timeoutMs: number,
+): Promise<{ keys: string[]; created: number[]; splitMs: number; settleMs: number; ranges: RangeSummary[] }> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  const splitter = new Splitter(cluster.endpoints(), 5_000);
+  try {
+    const created: number[] = [];
+    // From the last key down: each split cuts the range that starts the key space (range 1, whose
+    // leader is long elected), never a range that a split has just made.
+    for (const key of [...keys].reverse()) {
+      const out = await splitter.splitAt(key, Math.max(1_000, deadline - Date.now()));
+      if (out.kind === 'split' && out.right !== null) created.push(out.right);
+    }
+    const splitMs = Date.now() - started;
+    const ranges = await waitFor(
+      `placement to list ${keys.length + 1} ranges, each with a leader`,
+      async () => {
+        const list = await splitter.ranges();
+        const starts = new Set(list.map((r) => r.start));
+        if (!keys.every((k) => starts.has(k))) return undefined;
+        const led = new Set<number>();
+        for (const v of await cluster.views()) {
+          for (const r of v.status.ranges) if (r.leaderNodeId === v.nodeId) led.add(Number(r.descriptor.rangeId));
+        }
+        return list.every((r) => led.has(r.rangeId)) ? list : undefined;
+      },
+      Math.max(1_000, deadline - Date.now()),
+      200,
+    );
+    return { keys: [...keys], created, splitMs, settleMs: Date.now() - started - splitMs, ranges };
+  } finally {
+    splitter.close();
+  }
+}
+
+/** Placement's range map, or the error that kept it from answering (the run goes on either way). */
+async function finalRanges(cluster: JepsenCluster, timeoutMs: number): Promise<RangeSummary[] | { error: string }> {
+  const splitter = new Splitter(cluster.endpoints(), timeoutMs);
+  try {
+    return await splitter.ranges();
+  } catch (err) {
+    return { error: (err as Error).message };
+  } finally {
+    splitter.close();
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
 
 interface Verdict {
   readonly valid: boolean | 'unknown' | null;
@@ -173,7 +244,7 @@ export async function runJepsen(o: RunOptions): Promise<number> {
   const log = (msg: string): void => {
     process.stdout.write(`[jepsen ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}\n`);
   };
-  log(`nemesis=${o.nemesis} workload=${o.workload} time=${o.timeSeconds}s nodes=${o.nodes} seed=${o.seed} read-mode=${o.readMode} client=${o.client} out=${o.outDir}`);
+  log(`nemesis=${o.nemesis} workload=${o.workload} time=${o.timeSeconds}s nodes=${o.nodes} seed=${o.seed} read-mode=${o.readMode} client=${o.client} pre-split=${o.preSplit} out=${o.outDir}`);
   await checkEnvironment();
   const swept = await sweepLeftovers();
   if (swept.length > 0) log(`removed leftovers of earlier runs: ${swept.join(', ')}`);
@@ -208,7 +279,7 @@ export async function runJepsen(o: RunOptions): Promise<number> {
     });
     await cluster.startAll();
     await cluster.waitHealthy(60_000);
-    log('cluster healthy; workload and nemesis start');
+    log('cluster healthy');
 
     const clock = new Clock();
     const history = new History(join(o.outDir, 'history.jsonl'), clock);
@@ -225,7 +296,12 @@ export async function runJepsen(o: RunOptions): Promise<number> {
       opsPerKey: 150,
       thinkMs: 10,
     });
-    const nemesis = new Nemesis(cluster, new Rng(rng.int(0, 2 ** 31 - 1)), nemesisLog);
+    if (o.preSplit > 1) {
+      summary.preSplit = await preSplit(cluster, workload.splitPoints(o.preSplit), 60_000);
+      log(`pre-split into ${o.preSplit} ranges: ${JSON.stringify(summary.preSplit)}`);
+    }
+    log('workload and nemesis start');
+    const nemesis = new Nemesis(cluster, new Rng(rng.int(0, 2 ** 31 - 1)), nemesisLog, workload);
     const untilMs = Date.now() + o.timeSeconds * 1000;
     workload.start();
     await nemesis.run(o.nemesis, untilMs, short ? { quietMs: [1_000, 2_500], faultMs: [3_000, 5_000] } : { quietMs: [2_000, 5_000], faultMs: [4_000, 9_000] }, () => Date.now() >= untilMs);
@@ -246,6 +322,8 @@ export async function runJepsen(o: RunOptions): Promise<number> {
       const finals = await workload.finalReads(cluster.endpoints(), 60_000);
       log(`final reads: ${finals.keys} keys, ${finals.attempts} attempts`);
       recovered = true;
+      summary.ranges = await finalRanges(cluster, 10_000);
+      log(`placement's range map: ${Array.isArray(summary.ranges) ? `${summary.ranges.length} ranges` : JSON.stringify(summary.ranges)}`);
     } catch (err) {
       failure = `the cluster did not recover after healing: ${(err as Error).message}`;
       log(failure);

@@ -5,6 +5,8 @@
 //   `v-<process>-<n>`. A key is retired after `opsPerKey` operations and replaced by a fresh one,
 //   which keeps every key's history small enough for the linearizability search. cas expects a
 //   value recently seen on the key (or absence), so some succeed.
+//   Keys are `r0`, `r1`, ... in the order they come into use (registerKey); the `split` nemesis
+//   splits at keys of that space and --pre-split cuts it into ranges (splitPoints).
 // set: unique adds, in the convention of checker/set.ts: adding element e is a put of key `s:<e>`
 //   with value e (elements are unique numbers). After the run the harness heals, waits for a
 //   healthy cluster and a quiet period, and reads every element ever attempted back with a
@@ -111,6 +113,22 @@ export abstract class Workload {
   /** Runs one operation of `process` and records it; returns its type. */
   protected abstract step(process: number, writer: KvClient, reader: KvClient): Promise<'ok' | 'fail' | 'info'>;
 
+  /**
+   * A key of the workload's key space, used so far or about to be (for the `split` nemesis: a
+   * split there moves a boundary between keys the clients are using).
+   */
+  abstract randomKey(rng: Rng): string;
+
+  /** Which keys randomKey picks from now, for the nemesis log. */
+  abstract describeKeys(): string;
+
+  /**
+   * `n - 1` distinct split keys that cut the workload's first keys into `n` ranges (--pre-split),
+   * in key order: every range holds some of the keys the run uses first, so every range sees
+   * operations even in a short run; the keys that come later fall in among them.
+   */
+  abstract splitPoints(n: number): string[];
+
   /** After the run (healed, healthy): the reads that close the history. */
   abstract finalReads(endpoints: readonly string[], timeoutMs: number): Promise<FinalReadSummary>;
 
@@ -207,7 +225,7 @@ export class RegisterWorkload extends Workload {
   }
 
   private freshKey(): { key: string; ops: number } {
-    const key = `r${this.nextKey++}`;
+    const key = registerKey(this.nextKey++);
     this.used.push(key);
     return { key, ops: 0 };
   }
@@ -261,9 +279,43 @@ export class RegisterWorkload extends Workload {
     });
   }
 
+  randomKey(rng: Rng): string {
+    // The keys used so far and the next few fresh ones.
+    return registerKey(rng.int(0, this.nextKey + this.o.activeKeys));
+  }
+
+  describeKeys(): string {
+    return `r0..r${this.nextKey + this.o.activeKeys}`;
+  }
+
+  splitPoints(n: number): string[] {
+    // Over r0..r(max(n, activeKeys) - 1), the keys of the first few seconds (a healthy run
+    // retires about two keys a second): for n <= 10 the splits are r1..r(n-1), so range i holds
+    // ri and every later key whose digits start with i (r1 also r10..r19, r100...).
+    return quantileKeys(Array.from({ length: Math.max(n, this.o.activeKeys) }, (_v, i) => registerKey(i)), n);
+  }
+
   async finalReads(endpoints: readonly string[], timeoutMs: number): Promise<FinalReadSummary> {
     return this.readAll(endpoints, this.used, timeoutMs);
   }
+}
+
+/** The register workload's i-th key: `r0`, `r1`, ... (so in key order r0 < r1 < r10 < r100 < r11 ... < r2). */
+export function registerKey(i: number): string {
+  return `r${i}`;
+}
+
+/**
+ * `n - 1` split keys taken at evenly spaced positions of `names` in key (byte) order, never the
+ * first: the `n` ranges they make each hold about the same number of these names, at least one.
+ */
+export function quantileKeys(names: readonly string[], n: number): string[] {
+  const sorted = [...new Set(names)].sort((a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')));
+  if (n < 2) return [];
+  if (sorted.length < n) throw new RangeError(`cannot cut ${sorted.length} keys into ${n} ranges`);
+  const out: string[] = [];
+  for (let i = 1; i < n; i++) out.push(sorted[Math.floor((i * sorted.length) / n)] as string);
+  return out;
 }
 
 export class SetWorkload extends Workload {
@@ -279,6 +331,19 @@ export class SetWorkload extends Workload {
       await writer.put(key, value);
       return { type: 'ok', result: null };
     });
+  }
+
+  randomKey(rng: Rng): string {
+    return `s:${rng.int(0, this.nextElement + 100)}`;
+  }
+
+  describeKeys(): string {
+    return `s:0..s:${this.nextElement + 100}`;
+  }
+
+  splitPoints(n: number): string[] {
+    // Over the first 10n elements (the first second or so of a healthy run).
+    return quantileKeys(Array.from({ length: 10 * n }, (_v, i) => `s:${i}`), n);
   }
 
   async finalReads(endpoints: readonly string[], timeoutMs: number): Promise<FinalReadSummary> {

@@ -40,6 +40,7 @@ interface ChangeReq extends RangeReq {
 interface SplitReq extends RangeReq {
   splitKey: Buffer;
   epochVersion: number;
+  pickKey: boolean;
 }
 interface FailpointReq {
   peerNodeIds: number[];
@@ -197,8 +198,14 @@ export class AdminService {
 
   private async splitRange(req: SplitReq): Promise<object> {
     const r = this.replica(req.rangeId);
-    const key = req.splitKey ?? Buffer.alloc(0);
-    if (key.length === 0) throw new AdminFailure(grpc.status.INVALID_ARGUMENT, 'split_key: must not be empty');
+    let key = req.splitKey ?? Buffer.alloc(0);
+    if (key.length === 0 && req.pickKey) {
+      if (r.rawNode.basicStatus().state !== StateType.Leader) return { error: this.notLeaderError(r), left: descriptorOf(r), right: null };
+      const middle = await r.sm.middleKey();
+      if (!middle) throw new AdminFailure(grpc.status.FAILED_PRECONDITION, `range ${r.rangeId}: split refused: it holds fewer than two keys`);
+      key = middle;
+    }
+    if (key.length === 0) throw new AdminFailure(grpc.status.INVALID_ARGUMENT, 'split_key: must not be empty (or set pick_key)');
     if (key.length > DEFAULT_LIMITS.maxKeyBytes) {
       throw new AdminFailure(grpc.status.INVALID_ARGUMENT, `split_key: ${key.length} bytes is over the limit of ${DEFAULT_LIMITS.maxKeyBytes}`);
     }

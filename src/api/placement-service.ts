@@ -10,7 +10,7 @@ import { MetaDescriptor, MetaWriteError, NotMetaLeaderError, Placement, RangeVie
 import type { RangeDescriptorMsg } from './messages';
 import { MalformedRequest, isMalformed, tolerantServiceDefinition } from './proto';
 
-export type PlacementMethodName = 'lookupRange' | 'listRanges' | 'listNodes' | 'heartbeat' | 'allocateRangeIds';
+export type PlacementMethodName = 'lookupRange' | 'listRanges' | 'listNodes' | 'heartbeat' | 'allocateRangeIds' | 'drainNode' | 'removeNode';
 
 export interface PlacementServiceOptions {
   readonly node: Node;
@@ -22,7 +22,7 @@ export interface PlacementServiceOptions {
 
 const ROLE_VOTER = 1;
 const ROLE_LEARNER = 2;
-const NODE_STATES: Record<string, number> = { up: 1, suspect: 2, down: 3 };
+const NODE_STATES: Record<string, number> = { up: 1, suspect: 2, down: 3, draining: 4 };
 const FORWARDED = 'x-rangekv-placement-forwarded';
 
 export function descriptorToMsg(d: MetaDescriptor): RangeDescriptorMsg {
@@ -47,13 +47,22 @@ export function descriptorFromMsg(m: RangeDescriptorMsg): MetaDescriptor {
 }
 
 class BadRequest extends Error {}
+class Refused extends Error {}
 
 interface HeartbeatMsg {
   nodeId: number;
   address: string;
   zone: string;
   replicaCount: number;
-  ranges: Array<{ descriptor: RangeDescriptorMsg | null; leader: boolean; approximateBytes: number; writesPerSecond: number; readsPerSecond: number }>;
+  ranges: Array<{
+    descriptor: RangeDescriptorMsg | null;
+    leader: boolean;
+    approximateBytes: number;
+    approximateKeys: number;
+    writesPerSecond: number;
+    readsPerSecond: number;
+    caughtUpLearners: number[];
+  }>;
 }
 
 export class PlacementService {
@@ -66,6 +75,8 @@ export class PlacementService {
       listNodes: this.unary('listNodes', () => this.listNodes()),
       heartbeat: this.unary('heartbeat', (r: HeartbeatMsg) => this.heartbeat(r)),
       allocateRangeIds: this.unary('allocateRangeIds', (r: { count: number }) => this.allocate(r)),
+      drainNode: this.unary('drainNode', (r: { nodeId: number; cancel: boolean }) => this.drainNode(r)),
+      removeNode: this.unary('removeNode', (r: { nodeId: number }) => this.removeNode(r)),
     });
   }
 
@@ -93,6 +104,8 @@ export class PlacementService {
             callback(null, { error: { message: `node ${this.o.node.nodeId}: ${err.message}`, leader: this.leaderHint(err.leader) } });
           } else if (err instanceof BadRequest) {
             callback({ code: grpc.status.INVALID_ARGUMENT, details: err.message });
+          } else if (err instanceof Refused) {
+            callback({ code: grpc.status.FAILED_PRECONDITION, details: err.message });
           } else if (err instanceof MetaWriteError) {
             callback({ code: grpc.status.ABORTED, details: err.message });
           } else {
@@ -110,6 +123,7 @@ export class PlacementService {
       descriptor: descriptorToMsg(r.descriptor),
       leader: r.leaderNodeId === 0 ? null : { nodeId: r.leaderNodeId, address: this.o.node.addressOf(r.leaderNodeId) ?? '' },
       approximateBytes: r.load?.approximateBytes ?? 0,
+      approximateKeys: r.load?.approximateKeys ?? 0,
       writesPerSecond: r.load?.writesPerSecond ?? 0,
       readsPerSecond: r.load?.readsPerSecond ?? 0,
     };
@@ -156,9 +170,32 @@ export class PlacementService {
         .map((r) => ({
           descriptor: descriptorFromMsg(r.descriptor as RangeDescriptorMsg),
           leaderNodeId: r.leader ? req.nodeId : 0,
-          load: { approximateBytes: r.approximateBytes, writesPerSecond: r.writesPerSecond, readsPerSecond: r.readsPerSecond },
+          load: {
+            approximateBytes: r.approximateBytes,
+            approximateKeys: r.approximateKeys,
+            writesPerSecond: r.writesPerSecond,
+            readsPerSecond: r.readsPerSecond,
+            caughtUpLearners: r.caughtUpLearners ?? [],
+          },
         })),
     });
+    return { error: null };
+  }
+
+  private async drainNode(req: { nodeId: number; cancel: boolean }): Promise<object> {
+    if (!(req.nodeId > 0)) throw new BadRequest('node_id: must be positive');
+    const res = await this.o.placement.drain(req.nodeId, req.cancel);
+    if (!res) throw new BadRequest(`node_id: node ${req.nodeId} is not known to placement`);
+    return { error: null, ...res };
+  }
+
+  private async removeNode(req: { nodeId: number }): Promise<object> {
+    if (!(req.nodeId > 0)) throw new BadRequest('node_id: must be positive');
+    const res = await this.o.placement.remove(req.nodeId);
+    if (res === 'unknown') throw new BadRequest(`node_id: node ${req.nodeId} is not known to placement`);
+    if (res !== 'removed') {
+      throw new Refused(`node ${req.nodeId} still holds ${res.replicas} replica(s) and leads ${res.leaders} range(s): drain it first (kvctl node drain ${req.nodeId})`);
+    }
     return { error: null };
   }
 

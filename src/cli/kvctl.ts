@@ -4,6 +4,7 @@
 // document per command on stdout. This module runs when loaded (bin/kvctl requires it).
 
 import { readFileSync } from 'node:fs';
+import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, Option } from 'commander';
 import type { RangeDescriptorMsg } from '../api/messages';
 import { AdminClient, ClientError, RangeStatus, Consistency, IndeterminateError, InvalidRequestError, KvClient, UnavailableError } from '../client';
@@ -71,7 +72,7 @@ function age(ms: number): string {
 }
 
 /** NodeState of placement.proto. */
-const NODE_STATE_NAMES: Record<number, string> = { 1: 'up', 2: 'suspect', 3: 'down' };
+const NODE_STATE_NAMES: Record<number, string> = { 1: 'up', 2: 'suspect', 3: 'down', 4: 'draining' };
 const ROLE_LEARNER = 2;
 
 /** Rows as columns padded to their widest cell (the first row is the header). */
@@ -486,6 +487,61 @@ async function run(argv: string[]): Promise<number> {
         }
       } finally {
         a.close();
+        p.close();
+      }
+    });
+
+  const node = program.command('node').description('node operations through placement: drain, remove');
+  node
+    .command('drain')
+    .description('move every replica and leader off a node (the scheduler does it, safely, a few at a time); waits with a progress bar')
+    .argument('<node-id>', 'the node to drain')
+    .option('--cancel', 'stop draining: the node takes replicas again')
+    .option('--no-wait', 'return at once (run it again to see what is left)')
+    .addOption(new Option('--wait-timeout-s <s>', 'give up waiting after this long, seconds').default('600'))
+    .action(async (idArg: string, opts: { cancel?: boolean; wait: boolean; waitTimeoutS: string }) => {
+      const nodeId = Number(idArg);
+      if (!Number.isSafeInteger(nodeId) || nodeId <= 0) throw new UsageError(`node-id must be a positive integer, got '${idArg}'`);
+      const timeoutS = Number(opts.waitTimeoutS);
+      if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`--wait-timeout-s must be a positive number, got '${opts.waitTimeoutS}'`);
+      const p = placement();
+      try {
+        let left = await p.drainNode(nodeId, opts.cancel === true);
+        if (opts.cancel || !opts.wait || left.done) {
+          if (json()) out(JSON.stringify({ nodeId, draining: !opts.cancel, ...left }));
+          else out(opts.cancel ? `node ${nodeId}: drain cancelled (${left.replicas} replicas, ${left.leaders} leaders on it)` : `node ${nodeId}: draining; ${left.replicas} replicas and ${left.leaders} leaders left${left.done ? ' (done: it can be removed)' : ''}`);
+          return;
+        }
+        const total = left.replicas + left.leaders;
+        const bar = json() ? undefined : new SingleBar({ format: `node ${nodeId} drain [{bar}] {value}/{total} moved | {replicas} replicas, {leaders} leaders left | {duration}s`, stream: process.stderr });
+        bar?.start(total, 0, { replicas: left.replicas, leaders: left.leaders });
+        const deadline = Date.now() + timeoutS * 1000;
+        while (!left.done && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 500));
+          left = await p.drainNode(nodeId);
+          bar?.update(Math.max(0, total - left.replicas - left.leaders), { replicas: left.replicas, leaders: left.leaders });
+        }
+        bar?.stop();
+        if (json()) out(JSON.stringify({ nodeId, draining: true, ...left }));
+        else out(left.done ? `node ${nodeId} drained: it holds no replica; stop it and run kvctl node remove ${nodeId}` : `node ${nodeId}: ${left.replicas} replicas and ${left.leaders} leaders still on it after ${timeoutS}s`);
+        if (!left.done) exitCode = EXIT_CLUSTER;
+      } finally {
+        p.close();
+      }
+    });
+  node
+    .command('remove')
+    .description('forget a drained node: placement gives it nothing again and ignores its heartbeats')
+    .argument('<node-id>', 'the node to remove')
+    .action(async (idArg: string) => {
+      const nodeId = Number(idArg);
+      if (!Number.isSafeInteger(nodeId) || nodeId <= 0) throw new UsageError(`node-id must be a positive integer, got '${idArg}'`);
+      const p = placement();
+      try {
+        await p.removeNode(nodeId);
+        if (json()) out(JSON.stringify({ nodeId, removed: true }));
+        else out(`node ${nodeId} removed`);
+      } finally {
         p.close();
       }
     });

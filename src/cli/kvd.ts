@@ -9,9 +9,10 @@ import * as grpc from '@grpc/grpc-js';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { AdminService, DEFAULT_LIMITS, KvService, PlacementService, descriptorToMsg } from '../api';
+import { AdminClient } from '../client/admin-client';
 import { PlacementClient } from '../client/placement-client';
-import { HeartbeatReporter, Placement } from '../placement';
-import type { Heartbeat } from '../placement';
+import { DEFAULT_SCHEDULER_CONFIG, HeartbeatReporter, Placement, SchedulerDriver } from '../placement';
+import type { Heartbeat, OperatorStep, RangeInfo } from '../placement';
 import { Node } from '../node';
 import { StorageError } from '../storage';
 import { GrpcTransport, TransportFailpoints, raftServerOptions } from '../transport';
@@ -35,6 +36,13 @@ interface KvdOptions {
   failpoints: boolean;
   metaReplicas: number;
   placementHeartbeatMs: number;
+  replicas: number;
+  nodeDownAfterMs: number;
+  replaceDownAfterMs: number;
+  splitKeys: number;
+  splitBytes: number;
+  scheduleIntervalMs: number;
+  schedule: boolean;
 }
 
 function positiveInt(name: string) {
@@ -119,6 +127,21 @@ function program(): Command {
     .addOption(
       new Option('--placement-heartbeat-ms <ms>', 'interval of this node\'s heartbeats to placement, milliseconds').env('KV_PLACEMENT_HEARTBEAT_MS').default(1000).argParser(positiveInt('--placement-heartbeat-ms')),
     )
+    .addOption(new Option('--replicas <n>', 'voters per range the scheduler keeps').env('KV_REPLICAS').default(3).argParser(positiveInt('--replicas')))
+    .addOption(
+      new Option('--node-down-after-ms <ms>', 'placement marks a node down after this long without a heartbeat, milliseconds').env('KV_NODE_DOWN_AFTER_MS').default(30_000).argParser(positiveInt('--node-down-after-ms')),
+    )
+    .addOption(
+      new Option('--replace-down-after-ms <ms>', 'the scheduler replaces the replicas of a node down this long, milliseconds').env('KV_REPLACE_DOWN_AFTER_MS').default(DEFAULT_SCHEDULER_CONFIG.downReplaceAfterMs).argParser(positiveInt('--replace-down-after-ms')),
+    )
+    .addOption(new Option('--split-keys <n>', 'the scheduler splits a range holding this many keys').env('KV_SPLIT_KEYS').default(DEFAULT_SCHEDULER_CONFIG.splitKeys).argParser(positiveInt('--split-keys')))
+    .addOption(
+      new Option('--split-bytes <n>', 'the scheduler splits a range this large on disk, bytes').env('KV_SPLIT_BYTES').default(DEFAULT_SCHEDULER_CONFIG.splitSizeBytes).argParser(positiveInt('--split-bytes')),
+    )
+    .addOption(
+      new Option('--schedule-interval-ms <ms>', 'interval of the scheduler\'s rounds on the placement leader, milliseconds').env('KV_SCHEDULE_INTERVAL_MS').default(1000).argParser(positiveInt('--schedule-interval-ms')),
+    )
+    .addOption(new Option('--no-schedule', 'never run the scheduler on this node (no automatic repair, balancing or splits)').env('KV_NO_SCHEDULE'))
     .addOption(new Option('--log-level <level>', 'pino log level').env('KV_LOG_LEVEL').default('info').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addOption(
       new Option('--failpoints', 'allow fault injection through Admin.SetTransportFailpoint (delay/drop of outgoing Raft messages); for tests only').env('KV_FAILPOINTS').default(false),
@@ -212,7 +235,7 @@ async function main(argv: string[]): Promise<void> {
   kv.register(server);
   // Placement: served here when this node leads the meta range, forwarded to its leader otherwise.
   const placementLog = log.child({ layer: 'placement' });
-  const placement = new Placement(node, placementLog);
+  const placement = new Placement(node, placementLog, { downAfterMs: o.nodeDownAfterMs, suspectAfterMs: Math.min(3_000, o.nodeDownAfterMs) });
   const placementClient = new PlacementClient({
     endpoints: () => [...node.knownAddresses().entries()].filter(([id]) => id !== o.id).map(([, a]) => a),
   });
@@ -233,11 +256,52 @@ async function main(argv: string[]): Promise<void> {
       ranges: hb.ranges.map((r) => ({ descriptor: descriptorToMsg(r.descriptor), leader: r.leaderNodeId === hb.nodeId, ...r.load })),
     });
   };
+  // The scheduler runs wherever the meta leader is; each step goes to the range's leader.
+  const executor = {
+    async execute(step: OperatorStep, range: RangeInfo, addressOf: (id: number) => string | undefined): Promise<void> {
+      const ids = [range.leaderNodeId, ...range.replicas.map((r) => r.nodeId)].filter((id): id is number => id !== undefined);
+      const endpoints = [...new Set(ids.map((id) => addressOf(id)).filter((a): a is string => a !== undefined))];
+      if (endpoints.length === 0) throw new Error(`no address known for the replicas of range ${range.id}`);
+      const admin = new AdminClient(endpoints, 15_000);
+      try {
+        switch (step.kind) {
+          case 'add-learner': {
+            const address = addressOf(step.nodeId);
+            if (!address) throw new Error(`no address known for node ${step.nodeId}`);
+            await admin.addLearner(step.rangeId, step.nodeId, address);
+            break;
+          }
+          case 'promote-learner':
+            await admin.promoteLearner(step.rangeId, step.nodeId);
+            break;
+          case 'remove-replica':
+            await admin.removeReplica(step.rangeId, step.nodeId);
+            break;
+          case 'transfer-leader':
+            await admin.transferLeader(step.rangeId, step.toNodeId);
+            break;
+          case 'split-range':
+            await admin.splitRangeAtMiddle(step.rangeId, range.epoch.version, endpoints[0]);
+            break;
+        }
+      } finally {
+        admin.close();
+      }
+    },
+  };
+  const driver = new SchedulerDriver(placement, executor, {
+    rules: { votersPerRange: o.replicas, learners: 'none' },
+    config: { downReplaceAfterMs: o.replaceDownAfterMs, splitKeys: o.splitKeys, splitSizeBytes: o.splitBytes },
+    intervalMs: o.scheduleIntervalMs,
+    warmupMs: Math.max(2 * o.placementHeartbeatMs, 2_000),
+    logger: placementLog.child({ component: 'scheduler' }),
+  });
+  if (o.schedule) driver.start();
   let wasMetaLeader = false;
   let heartbeatFailures = 0;
   const heartbeatTimer = setInterval(() => {
     const leads = placement.meta.isLeader();
-    if (wasMetaLeader && !leads) placement.reset();
+    if (wasMetaLeader !== leads) placement.reset(); // lost it, or just became leader: liveness starts over
     wasMetaLeader = leads;
     reporter
       .build()
@@ -292,6 +356,7 @@ async function main(argv: string[]): Promise<void> {
       while (kv.inflight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     })();
     clearInterval(heartbeatTimer);
+    driver.stop();
     placementClient.close();
     drained
       // 2. Stop the node: this ends the transport's streams, which lets tryShutdown complete.

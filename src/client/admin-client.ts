@@ -221,6 +221,16 @@ export class AdminClient {
     );
   }
 
+  /** Splits range `rangeId` at the middle of its keys, chosen by its leader (an automatic split). */
+  splitRangeAtMiddle(rangeId: number, epochVersion?: number, leaderAddress?: string): Promise<SplitResult> {
+    return this.leaderCall(
+      'splitRange',
+      { rangeId, splitKey: Buffer.alloc(0), epochVersion: epochVersion ?? 0, pickKey: true },
+      (res) => ({ left: res.left as RangeDescriptorMsg, right: (res.right as RangeDescriptorMsg | null) ?? null }),
+      { first: leaderAddress, tryOthersOnNotFound: true, notIdempotent: true },
+    );
+  }
+
   /**
    * Sets (or, with `undefined`, clears) the transport failpoint of the node at `endpoint`. The node
    * must run with --failpoints (otherwise InvalidRequestError).

@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { apiPackageDefinition } from '../api/proto';
 import type { RangeDescriptorMsg } from '../api/messages';
 import { InvalidRequestError, UnavailableError } from './errors';
+import { RefusedError } from './admin-client';
 
 export interface PlacementErrorMsg {
   message: string;
@@ -30,7 +31,7 @@ export interface NodeInfoMsg {
   leaderCount: number;
 }
 
-export type PlacementMethod = 'lookupRange' | 'listRanges' | 'listNodes' | 'heartbeat' | 'allocateRangeIds';
+export type PlacementMethod = 'lookupRange' | 'listRanges' | 'listNodes' | 'heartbeat' | 'allocateRangeIds' | 'drainNode' | 'removeNode';
 
 interface HasPlacementError {
   error: PlacementErrorMsg | null;
@@ -115,6 +116,7 @@ export class PlacementClient {
       } catch (e) {
         const se = e as grpc.ServiceError;
         if (DEFINITE.has(se.code)) throw new InvalidRequestError(`placement ${method}: ${se.details ?? se.message}`);
+        if (se.code === grpc.status.FAILED_PRECONDITION) throw new RefusedError(se.details ?? se.message);
         lastError = `${address}: ${se.details ?? se.message}`;
         this.leaderAddress = undefined;
       }
@@ -146,6 +148,16 @@ export class PlacementClient {
 
   async listNodes(): Promise<NodeInfoMsg[]> {
     return (await this.call<{ nodes: NodeInfoMsg[] }>('listNodes', {})).nodes;
+  }
+
+  /** Starts (or cancels) draining a node; returns what is left on it. Call again to poll. */
+  async drainNode(nodeId: number, cancel = false): Promise<{ replicas: number; leaders: number; done: boolean }> {
+    return this.call('drainNode', { nodeId, cancel });
+  }
+
+  /** Removes a drained node from placement (RefusedError while it still holds replicas). */
+  async removeNode(nodeId: number): Promise<void> {
+    await this.call('removeNode', { nodeId });
   }
 
   async allocateRangeIds(count: number): Promise<number> {

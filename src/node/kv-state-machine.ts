@@ -111,6 +111,11 @@ export class KvStateMachine {
   private dirtySessions = new Set<number>();
   /** The data keyspace prefix of this range (the meta range keeps its keys apart). */
   readonly prefix: number;
+  /**
+   * Keys in the range, kept up to date by apply (approximate: reset from a count at start, after
+   * a snapshot install and after a split). Reported to placement for split decisions.
+   */
+  keyCount = 0;
 
   private constructor(
     private readonly engine: Engine,
@@ -163,7 +168,30 @@ export class KvStateMachine {
       decodeValue(v, userKeyOf(k));
       n++;
     }
+    this.keyCount = n;
     return n;
+  }
+
+  /** Counts the range's keys again (after a split changed its bounds); returns the count. */
+  async recountKeys(): Promise<number> {
+    let n = 0;
+    for await (const _k of this.engine.db.keys(dataKeyRange(this.bounds.start, this.bounds.end, this.prefix))) n++;
+    this.keyCount = n;
+    return n;
+  }
+
+  /**
+   * The key in the middle of the range's keys (an automatic split point), or undefined when the
+   * range holds fewer than two keys. Two passes over the keys: one to count, one to the middle.
+   */
+  async middleKey(): Promise<Buffer | undefined> {
+    const n = await this.recountKeys();
+    if (n < 2) return undefined;
+    let i = 0;
+    for await (const k of this.engine.db.keys(dataKeyRange(this.bounds.start, this.bounds.end, this.prefix))) {
+      if (i++ === Math.floor(n / 2)) return Buffer.from(userKeyOf(k));
+    }
+    return undefined; // the range shrank meanwhile; the caller tries again later
   }
 
   /** Iterates applied keys in [start, end) within the range, in order, up to `limit` (0 = all). */
@@ -263,12 +291,16 @@ export class KvStateMachine {
     for (const op of cmd.ops) {
       switch (op.kind) {
         case OpKind.Put:
+          if (this.read(op.key) === undefined) this.keyCount++;
           this.write(batch, op.key, op.value, index);
           results.push({ kind: OpKind.Put, version: index });
           break;
         case OpKind.Delete: {
           const cur = this.read(op.key);
-          if (cur) this.write(batch, op.key, null, index);
+          if (cur) {
+            this.write(batch, op.key, null, index);
+            this.keyCount--;
+          }
           results.push({ kind: OpKind.Delete, deleted: cur !== undefined, version: index });
           break;
         }
@@ -296,7 +328,11 @@ export class KvStateMachine {
               ok = cur !== undefined && cur.version === op.expected.version;
               break;
           }
-          if (ok) this.write(batch, op.key, op.delete ? null : op.newValue, index);
+          if (ok) {
+            this.write(batch, op.key, op.delete ? null : op.newValue, index);
+            if (op.delete && cur) this.keyCount--;
+            else if (!op.delete && !cur) this.keyCount++;
+          }
           results.push({
             kind: OpKind.Cas,
             succeeded: ok,

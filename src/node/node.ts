@@ -55,7 +55,7 @@ import {
   encodeDescriptor,
   snapshotDescriptor,
 } from './replica';
-import { decodeHardState } from '../storage/codec';
+import { decodeHardState, encodeHardState } from '../storage/codec';
 
 /**
  * The log position a range created by a split starts at, on every replica: its log is empty up to
@@ -77,6 +77,9 @@ export const QUIESCE_CONTEXT = Buffer.from('rangekv/quiesce');
  * leader's node has not been heard from for an election timeout wakes up (and may elect).
  */
 export const NODE_BEAT_RANGE_ID = Number.MAX_SAFE_INTEGER;
+
+/** A snapshot accepted but never installed (Raft found it stale) stops blocking others after this. */
+const PENDING_SNAPSHOT_TTL_MS = 60_000;
 
 function isQuiesceMessage(m: Message): boolean {
   return (m.type === MessageType.Heartbeat || m.type === MessageType.HeartbeatResp) && Buffer.compare(Buffer.from(m.context), QUIESCE_CONTEXT) === 0;
@@ -138,13 +141,18 @@ export class Node implements TransportHandler {
   private fatal: Error | undefined;
   /** Peer addresses learned from applied membership changes (persisted). */
   private readonly learnedAddresses = new Map<number, string>();
-  /** Ranges this node was removed from (persisted): their replicas are never recreated here. */
-  private readonly tombstones = new Set<number>();
+  /**
+   * Ranges this node was removed from (persisted), with the epoch at the removal: only a snapshot
+   * of a later membership (the range added this node again) recreates the replica here.
+   */
+  private readonly tombstones = new Map<number, { removedAtIndex: number }>();
   /**
    * Hard states of replicas that have no descriptor (created for a leader's message, never
    * initialized), loaded at start: a split that initializes one must keep its term and vote.
    */
   private readonly uninitializedHardStates = new Map<number, HardState>();
+  /** Snapshots accepted (payload streaming or staged) and not installed yet, by range. */
+  private readonly pendingSnapshots = new Map<number, { bounds: RangeBounds; atMs: number }>();
   /** Right sides of splits applied in the current turn, opened once its batch is written. */
   private splitsToOpen: Array<{ right: SplitRight; parentLeads: boolean }> = [];
   /** Replicas that may have a Ready: stepped, ticked, proposed to or read since their last turn. */
@@ -197,11 +205,12 @@ export class Node implements TransportHandler {
     for await (const [k, v] of this.engine.db.iterator(peerAddressKeyRange())) {
       this.learnedAddresses.set(readU64(k, 1), v.toString('utf8'));
     }
-    for await (const k of this.engine.db.keys(tombstoneKeyRange())) {
+    for await (const [k, v] of this.engine.db.iterator(tombstoneKeyRange())) {
       const rangeId = readU64(k, 1);
-      this.tombstones.add(rangeId);
+      const t = JSON.parse(v.toString()) as { removedAtIndex?: number };
+      this.tombstones.set(rangeId, { removedAtIndex: t.removedAtIndex ?? Number.MAX_SAFE_INTEGER });
       // A crash may have cut the clean-up after the tombstone was written: finish it (idempotent).
-      await this.engine.deleteRanges([groupKeyRange(rangeId), sessionKeyRange(rangeId), prefixRange(stagingKey(rangeId))]);
+      await this.engine.deleteRanges([...groupKeysButHardState(rangeId), sessionKeyRange(rangeId), prefixRange(stagingKey(rangeId))]);
     }
     const descs: LocalRangeDescriptor[] = [];
     for await (const [, v] of this.engine.db.iterator(rangeDescriptorKeyRange())) {
@@ -314,6 +323,12 @@ export class Node implements TransportHandler {
           const other = this.overlapping(id, b);
           if (other) throw new CorruptDataError(`range ${id}`, `a snapshot with bounds overlapping range ${other.rangeId} reached the install`);
         },
+        onInstall: (batch, id) => {
+          if (this.tombstones.delete(id)) {
+            batch.del(tombstoneKey(id));
+            this.log.info({ rangeId: id }, 'added back to a range it was removed from: tombstone dropped');
+          }
+        },
         initialized,
       },
       storage,
@@ -374,10 +389,20 @@ export class Node implements TransportHandler {
     return r;
   }
 
-  /** An initialized range here, other than `rangeId`, that shares a key with `bounds`. */
-  overlapping(rangeId: number, bounds: RangeBounds): Replica | undefined {
+  /**
+   * A range here, other than `rangeId`, that shares a key with `bounds`: an initialized replica,
+   * or a snapshot accepted and not installed yet (two snapshots taken on either side of a split
+   * may arrive together; only one of them may go in).
+   */
+  overlapping(rangeId: number, bounds: RangeBounds): { rangeId: number } | undefined {
+    if (rangeId === META_RANGE_ID) return undefined;
     for (const r of this.replicas.values()) {
       if (r.rangeId !== rangeId && r.initialized && r.rangeId !== META_RANGE_ID && boundsOverlap(r.sm.bounds, bounds)) return r;
+    }
+    const now = Date.now();
+    for (const [id, p] of this.pendingSnapshots) {
+      if (now - p.atMs > PENDING_SNAPSHOT_TTL_MS) this.pendingSnapshots.delete(id);
+      else if (id !== rangeId && boundsOverlap(p.bounds, bounds)) return { rangeId: id };
     }
     return undefined;
   }
@@ -471,6 +496,9 @@ export class Node implements TransportHandler {
           false,
         );
         r.takeSnapshotView();
+        // Both sides count their keys again (the split moved an unknown number of them).
+        const parent = this.replicas.get(right.parentId);
+        for (const x of [r, parent]) if (x) x.sm.recountKeys().catch(() => undefined);
         // The parent's leader starts the new range's first election at once, instead of leaving
         // the range without a leader for an election timeout.
         if (parentLeads) r.rawNode.campaign();
@@ -494,7 +522,7 @@ export class Node implements TransportHandler {
       let groupId: number | undefined;
       for await (const k of this.engine.db.keys({ gte: cursor, lt: end, limit: 1 })) groupId = readU64(k, 1);
       if (groupId === undefined) return;
-      if (!described.has(groupId) && !this.tombstones.has(groupId)) {
+      if (!described.has(groupId)) {
         const raw = await this.engine.db.get(hardStateKey(groupId));
         if (raw !== undefined) this.uninitializedHardStates.set(groupId, decodeHardState(`group ${groupId} hard state`, raw));
       }
@@ -565,10 +593,9 @@ export class Node implements TransportHandler {
     for (const rm of messages) {
       if (rm.rangeId === NODE_BEAT_RANGE_ID) continue; // a liveness beat: hearing it is all it does
       const r = this.replicas.get(rm.rangeId);
-      if (!r && this.tombstones.has(rm.rangeId)) {
-        this.log.debug({ rangeId: rm.rangeId, from: fromNode, type: rm.message.type }, 'message for a range this node was removed from');
-        continue;
-      }
+      // A range this node was removed from may have added it again: an uninitialized replica
+      // (keeping the old term and vote) answers, and only a snapshot of a later membership than
+      // the tombstone's initializes it (snapshotSink).
       if (!r) {
         const t = rm.message.type;
         const fromLeader = t === MessageType.App || t === MessageType.Heartbeat || t === MessageType.Snap;
@@ -638,11 +665,24 @@ export class Node implements TransportHandler {
 
   snapshotSink(_fromNode: number, rangeId: number, message: Message): SnapshotSink {
     if (!message.snapshot) throw new TypeError('snapshotSink: not a Snap message');
-    if (this.tombstones.has(rangeId)) throw new SnapshotRefusedError(rangeId, 'this node was removed from the range');
+    // A snapshot from before this node's removal would replay the removal; the sender makes a
+    // fresh one when this one is refused (see unreachable()).
+    const tomb = this.tombstones.get(rangeId);
+    if (tomb && message.snapshot.metadata.index <= tomb.removedAtIndex) {
+      throw new SnapshotRefusedError(rangeId, `this node was removed from the range at index ${tomb.removedAtIndex}; the snapshot at ${message.snapshot.metadata.index} is from before that`);
+    }
     // Refused before any payload moves: the sender reports the snapshot failed and retries later.
-    const other = this.overlapping(rangeId, boundsOf(snapshotDescriptor(rangeId, message.snapshot.data)));
+    const bounds = boundsOf(snapshotDescriptor(rangeId, message.snapshot.data));
+    const other = this.overlapping(rangeId, bounds);
     if (other) throw new SnapshotRefusedError(rangeId, `its bounds overlap range ${other.rangeId} here, which has not applied the split or removal that separates them yet`);
-    return new StagingSink(this.engine, rangeId, message.snapshot.metadata.index);
+    this.pendingSnapshots.set(rangeId, { bounds, atMs: Date.now() });
+    const sink = new StagingSink(this.engine, rangeId, message.snapshot.metadata.index);
+    const abort = sink.abort.bind(sink);
+    sink.abort = async (): Promise<void> => {
+      if (this.pendingSnapshots.get(rangeId)?.bounds === bounds) this.pendingSnapshots.delete(rangeId);
+      await abort();
+    };
+    return sink;
   }
 
   unreachable(toNode: number, messages: readonly RangeMessage[]): void {
@@ -651,7 +691,15 @@ export class Node implements TransportHandler {
       if (!r) continue;
       this.touch(r, true);
       r.rawNode.reportUnreachable(toNode);
-      if (rm.message.type === MessageType.Snap) r.rawNode.reportSnapshot(toNode, false);
+      if (rm.message.type === MessageType.Snap) {
+        r.rawNode.reportSnapshot(toNode, false);
+        // The receiver may have refused it as too old (a node added back after a removal): the
+        // next attempt sends one taken now.
+        if ((rm.message.snapshot?.metadata.index ?? 0) < r.appliedIndex) {
+          r.wantFreshSnapshot();
+          this.snapshotCandidates.add(r);
+        }
+      }
     }
   }
 
@@ -781,9 +829,10 @@ export class Node implements TransportHandler {
       if (rd.entries.length > 0 || rd.committedEntries.length > 0 || rd.snapshot) r.idleTicks = 0;
     }
     await this.engine.write(batch, { sync });
-    for (const [r] of work) {
+    for (const [r, rd] of work) {
       r.afterPersist();
       r.sm.batchWritten();
+      if (rd.snapshot) this.pendingSnapshots.delete(r.rangeId);
     }
     if (this.splitsToOpen.length > 0) await this.openSplitRights();
 
@@ -820,16 +869,21 @@ export class Node implements TransportHandler {
    */
   private async destroyReplica(r: Replica): Promise<void> {
     this.replicas.delete(r.rangeId);
-    this.tombstones.add(r.rangeId);
+    this.tombstones.set(r.rangeId, { removedAtIndex: r.appliedIndex });
     r.close(new RangeNotFoundError(r.rangeId));
     const b = new WriteBatch();
-    b.put(tombstoneKey(r.rangeId), encodeDescriptor(r.rangeId, r.sm.bounds));
+    const last = JSON.parse(encodeDescriptor(r.rangeId, r.sm.bounds).toString()) as StoredDescriptor;
+    b.put(tombstoneKey(r.rangeId), Buffer.from(JSON.stringify({ ...last, removedAtIndex: r.appliedIndex })));
     b.del(rangeDescriptorKey(r.rangeId));
     b.del(installMarkerKey(r.rangeId));
+    // The term and vote outlive the replica (commit 0: its log goes): if the range adds this node
+    // again, the new replica must not vote twice in a term it already voted in.
+    const st = r.rawNode.status();
+    b.put(hardStateKey(r.rangeId), encodeHardState({ term: st.term, vote: st.vote, commit: 0 }));
     await this.engine.write(b, { sync: true });
     const bounds = r.sm.bounds;
     const keys = await this.engine.deleteRanges([
-      groupKeyRange(r.rangeId),
+      ...groupKeysButHardState(r.rangeId),
       sessionKeyRange(r.rangeId),
       prefixRange(stagingKey(r.rangeId)),
       dataKeyRange(bounds.start, bounds.end, dataPrefixOf(r.rangeId)),
@@ -842,7 +896,7 @@ export class Node implements TransportHandler {
     return this.replicas.has(rangeId) || this.creating.has(rangeId);
   }
 
-  /** Whether this node was removed from `rangeId` (its replica will not come back here). */
+  /** Whether this node was removed from `rangeId` (and not added back since). */
   isTombstoned(rangeId: number): boolean {
     return this.tombstones.has(rangeId);
   }
@@ -888,4 +942,14 @@ export class Node implements TransportHandler {
 function keyInRangeBounds(key: Uint8Array, b: RangeBounds): boolean {
   if (Buffer.compare(key, b.start) < 0) return false;
   return b.end.length === 0 || Buffer.compare(key, b.end) < 0;
+}
+
+/** Every key of a group but its hard state (kept by a tombstone). */
+function groupKeysButHardState(groupId: number): Array<{ gte: Buffer; lt: Buffer }> {
+  const all = groupKeyRange(groupId);
+  const hs = hardStateKey(groupId);
+  return [
+    { gte: all.gte, lt: hs },
+    { gte: Buffer.concat([hs, Buffer.from([0])]), lt: all.lt },
+  ];
 }

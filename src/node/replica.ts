@@ -94,6 +94,8 @@ export interface SplitRight {
   readonly confState: ConfState;
   /** The parent's log index of the split entry. */
   readonly splitIndex: number;
+  /** The parent range (the left side). */
+  readonly parentId: number;
 }
 
 /** The descriptor a Raft snapshot of range `rangeId` carries as its data. */
@@ -129,6 +131,8 @@ export interface ReplicaConfig {
   readonly onSplit?: (batch: WriteBatch, parent: Replica, right: SplitRight) => void;
   /** Throws if a snapshot with these bounds may not be installed here (it overlaps another range). */
   readonly checkInstall?: (rangeId: number, bounds: RangeBounds) => void;
+  /** Stages node-level records with a snapshot install (the node drops a tombstone of the range). */
+  readonly onInstall?: (batch: WriteBatch, rangeId: number) => void;
   /** False for a replica without a descriptor yet: it serves nothing until a snapshot or split initializes it. */
   readonly initialized: boolean;
 }
@@ -300,11 +304,13 @@ export class Replica {
         newBounds,
       );
       this.storage.stageApplySnapshot(batch, rd.snapshot);
+      this.config.onInstall?.(batch, this.rangeId);
       this.sm.bounds = newBounds;
       this.initialized = true;
       batch.put(rangeDescriptorKey(this.rangeId), encodeDescriptor(this.rangeId, this.sm.bounds));
       await stageInstallDone(this.engine, batch, this.rangeId, rd.snapshot.metadata.index);
       this.sm.resetSessions(installed.sessionRecords);
+      this.sm.keyCount = installed.keys;
       this.appliedIndex = rd.snapshot.metadata.index;
       this.confState = rd.snapshot.metadata.confState;
       // Proposals at or below the snapshot can no longer be matched to their entries.
@@ -375,7 +381,7 @@ export class Replica {
     const right: RangeBounds = { start: Buffer.from(s.splitKey), end: Buffer.from(b.end), epochVersion: version, confVersion: b.confVersion };
     this.sm.bounds = left;
     batch.put(rangeDescriptorKey(this.rangeId), encodeDescriptor(this.rangeId, left));
-    this.config.onSplit?.(batch, this, { rangeId: s.newRangeId, bounds: right, confState: this.confState, splitIndex: index });
+    this.config.onSplit?.(batch, this, { rangeId: s.newRangeId, bounds: right, confState: this.confState, splitIndex: index, parentId: this.rangeId });
     return { status: CommandStatus.Ok, results: [] };
   }
 
@@ -445,6 +451,11 @@ export class Replica {
   /** The persist batch of the turn is written: an installed snapshot's data may be read. */
   afterPersist(): void {
     this.sm.installing = false;
+  }
+
+  /** Asks for a snapshot of the current applied state at the next chance (an older one was refused). */
+  wantFreshSnapshot(): void {
+    this.freshSnapshotWanted = true;
   }
 
   /** Whether to take a snapshot now: the log grew enough, or a payload was asked for one we lack. */

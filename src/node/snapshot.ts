@@ -138,6 +138,8 @@ class RecordParser {
 export interface InstalledData {
   /** Session records found in the payload (the state machine reloads them). */
   readonly sessionRecords: Array<[Buffer, Buffer]>;
+  /** User keys installed. */
+  readonly keys: number;
 }
 
 /**
@@ -179,6 +181,7 @@ export async function installStagedSnapshot(
 
   // 2. Copy the staged records in (staging stays until the final batch, so a redo can start over).
   const sessionRecords: Array<[Buffer, Buffer]> = [];
+  let keys = 0;
   const parser = new RecordParser();
   for await (const [, chunk] of engine.db.iterator(prefixRange(stagingPrefix(rangeId, index)))) {
     for (const [k, v] of parser.push(chunk)) {
@@ -189,12 +192,13 @@ export async function installStagedSnapshot(
       }
       b.put(k, v);
       if (k[0] === PREFIX_SESSION) sessionRecords.push([k, v]);
+      else keys++;
       if (b.size >= INSTALL_BATCH_OPS) await flush();
     }
   }
   parser.done();
   await flush();
-  return { sessionRecords };
+  return { sessionRecords, keys };
 }
 
 /** Stages, into the final install batch, the removal of the marker and of the staged chunks. */

@@ -4,3 +4,4 @@ export * from './scheduler';
 export * from './meta';
 export * from './placement';
 export * from './reporter';
+export * from './driver';

@@ -42,13 +42,20 @@ export interface NodeRecord {
   readonly nodeId: number;
   readonly address: string;
   readonly zone: string;
+  /** Being drained: the scheduler moves everything off it (kvctl node drain). */
+  readonly draining?: boolean;
+  /** Removed (kvctl node remove): never given a replica again; its heartbeats are ignored. */
+  readonly removed?: boolean;
 }
 
 /** Load and liveness reported by heartbeats (leader memory only). */
 export interface RangeLoad {
   readonly approximateBytes: number;
+  readonly approximateKeys: number;
   readonly writesPerSecond: number;
   readonly readsPerSecond: number;
+  /** Learners the leader reports close enough to promote. */
+  readonly caughtUpLearners: readonly number[];
 }
 
 /** This node is not the meta range's leader; `leader` is the one it knows (0 = none). */
@@ -241,14 +248,33 @@ export class MetaStore {
     });
   }
 
-  /** Registers a node (or updates its address or zone). */
-  putNode(rec: NodeRecord): Promise<void> {
+  /**
+   * Registers a node or updates its address and zone (its drain and removal flags are kept).
+   * Returns the stored record.
+   */
+  putNode(rec: { nodeId: number; address: string; zone: string }): Promise<NodeRecord> {
     return this.serialized(async () => {
       const r = await this.barrier();
-      const cur = r.sm.get(nodeRecordKey(rec.nodeId));
-      if (cur && cur.value.toString() === JSON.stringify(rec)) return;
-      await this.write([{ kind: OpKind.Put, key: nodeRecordKey(rec.nodeId), value: Buffer.from(JSON.stringify(rec)) }]);
+      const raw = r.sm.get(nodeRecordKey(rec.nodeId));
+      const cur = raw ? (JSON.parse(raw.value.toString()) as NodeRecord) : undefined;
+      if (cur && (cur.removed || (cur.address === rec.address && cur.zone === rec.zone))) return cur;
+      const next: NodeRecord = { ...cur, nodeId: rec.nodeId, address: rec.address, zone: rec.zone };
+      await this.write([{ kind: OpKind.Put, key: nodeRecordKey(rec.nodeId), value: Buffer.from(JSON.stringify(next)) }]);
       this.log.info({ node: rec.nodeId, address: rec.address, zone: rec.zone }, 'node registered with placement');
+      return next;
+    });
+  }
+
+  /** Sets a node's drain or removal flag; returns the record, or undefined for an unknown node. */
+  setNodeFlags(nodeId: number, flags: { draining?: boolean; removed?: boolean }): Promise<NodeRecord | undefined> {
+    return this.serialized(async () => {
+      const r = await this.barrier();
+      const raw = r.sm.get(nodeRecordKey(nodeId));
+      if (!raw) return undefined;
+      const next: NodeRecord = { ...(JSON.parse(raw.value.toString()) as NodeRecord), ...flags };
+      await this.write([{ kind: OpKind.Put, key: nodeRecordKey(nodeId), value: Buffer.from(JSON.stringify(next)) }]);
+      this.log.info({ node: nodeId, ...flags }, 'node state changed');
+      return next;
     });
   }
 

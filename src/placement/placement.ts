@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Node } from '../node';
 import { MetaStore, NodeRecord, RangeLoad, RangeRecord } from './meta';
 
-export type NodeStateName = 'up' | 'suspect' | 'down';
+export type NodeStateName = 'up' | 'suspect' | 'down' | 'draining';
 
 export interface NodeView extends NodeRecord {
   readonly state: NodeStateName;
@@ -19,6 +19,8 @@ export interface NodeView extends NodeRecord {
 export interface RangeView extends RangeRecord {
   readonly load?: RangeLoad;
 }
+
+export type { NodeRecord };
 
 export interface Heartbeat extends NodeRecord {
   readonly replicaCount: number;
@@ -51,19 +53,22 @@ export class Placement {
 
   /** Records a node's heartbeat: registration, liveness, and the ranges it leads. */
   async heartbeat(hb: Heartbeat): Promise<void> {
-    await this.meta.putNode({ nodeId: hb.nodeId, address: hb.address, zone: hb.zone });
+    const rec = await this.meta.putNode({ nodeId: hb.nodeId, address: hb.address, zone: hb.zone });
+    if (rec.removed) return; // a removed node is not heard
     this.lastSeen.set(hb.nodeId, { atMs: this.now(), replicaCount: hb.replicaCount, leaderCount: hb.ranges.length });
     for (const r of hb.ranges) this.loads.set(r.descriptor.rangeId, r.load);
     if (hb.ranges.length > 0) await this.meta.upsertRanges(hb.ranges.map(({ descriptor, leaderNodeId }) => ({ descriptor, leaderNodeId })));
   }
 
   async nodes(): Promise<NodeView[]> {
-    const recs = await this.meta.nodes();
+    const recs = (await this.meta.nodes()).filter((rec) => !rec.removed);
     const now = this.now();
     return recs.map((rec) => {
       const seen = this.lastSeen.get(rec.nodeId);
-      const age = seen ? now - seen.atMs : Infinity;
-      const state: NodeStateName = age <= (this.opts.suspectAfterMs ?? 3_000) ? 'up' : age <= (this.opts.downAfterMs ?? 30_000) ? 'suspect' : 'down';
+      // A node this leader has not heard from yet counts from when it became leader.
+      const age = now - (seen?.atMs ?? this.leaderSinceMs);
+      let state: NodeStateName = age <= (this.opts.suspectAfterMs ?? 3_000) ? 'up' : age <= (this.opts.downAfterMs ?? 30_000) ? 'suspect' : 'down';
+      if (rec.draining && state === 'up') state = 'draining';
       return { ...rec, state, heartbeatAgeMs: age, replicaCount: seen?.replicaCount ?? 0, leaderCount: seen?.leaderCount ?? 0 };
     });
   }
@@ -87,8 +92,52 @@ export class Placement {
     return [...this.lastSeen.keys()];
   }
 
+  /** When this node last became the meta leader (or started), ms: the age of nodes not heard from yet. */
+  leaderSinceMs = Date.now();
+
+  /** Starts or stops draining a node; returns what placement's map still places on it. */
+  async drain(nodeId: number, cancel: boolean): Promise<{ replicas: number; leaders: number; done: boolean } | undefined> {
+    const rec = await this.meta.setNodeFlags(nodeId, { draining: !cancel });
+    if (!rec) return undefined;
+    return this.placedOn(nodeId);
+  }
+
+  /** Replicas and leaders the range map places on a node. */
+  async placedOn(nodeId: number): Promise<{ replicas: number; leaders: number; done: boolean }> {
+    let replicas = 0;
+    let leaders = 0;
+    for (const r of await this.allRanges()) {
+      if (r.descriptor.replicas.some((x) => x.nodeId === nodeId)) replicas++;
+      if (r.leaderNodeId === nodeId) leaders++;
+    }
+    return { replicas, leaders, done: replicas === 0 && leaders === 0 };
+  }
+
+  /** Every range in the map (paged reads). */
+  async allRanges(): Promise<RangeView[]> {
+    const out: RangeView[] = [];
+    let start: Uint8Array = Buffer.alloc(0);
+    for (;;) {
+      const { ranges, more } = await this.ranges(start, 1000);
+      out.push(...ranges);
+      const last = ranges[ranges.length - 1];
+      if (!more || !last || last.descriptor.endHex === '') return out;
+      start = Buffer.from(last.descriptor.endHex, 'hex');
+    }
+  }
+
+  /** Removes a node that holds nothing any more. */
+  async remove(nodeId: number): Promise<'removed' | 'unknown' | { replicas: number; leaders: number }> {
+    const placed = await this.placedOn(nodeId);
+    if (!placed.done) return { replicas: placed.replicas, leaders: placed.leaders };
+    const rec = await this.meta.setNodeFlags(nodeId, { removed: true, draining: false });
+    this.lastSeen.delete(nodeId);
+    return rec ? 'removed' : 'unknown';
+  }
+
   /** Forget in-memory state (on losing leadership the next leader rebuilds its own). */
   reset(): void {
+    this.leaderSinceMs = Date.now();
     this.lastSeen.clear();
     this.loads.clear();
     this.log.debug('placement memory reset');

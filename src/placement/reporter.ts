@@ -51,8 +51,15 @@ export class HeartbeatReporter {
       }
       const prev = this.previous.get(r.rangeId);
       const secs = prev ? Math.max(0.001, (now - prev.atMs) / 1000) : 0;
+      const st = r.rawNode.status();
+      const caughtUpLearners = r.confState.learners.filter((id) => {
+        const p = st.progress?.get(id);
+        return p !== undefined && p.state === 'Replicate' && p.match + 100 >= st.commit;
+      });
       const load = {
         approximateBytes: bytes,
+        approximateKeys: r.sm.keyCount,
+        caughtUpLearners,
         writesPerSecond: prev ? Math.max(0, r.appliedIndex - prev.applied) / secs : 0,
         readsPerSecond: prev ? Math.max(0, r.readsServed - prev.reads) / secs : 0,
       };

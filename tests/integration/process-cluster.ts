@@ -292,6 +292,11 @@ export interface ClusterOptions {
   readonly extraArgs?: readonly string[];
   /** Wait until a leader serves before returning. Default true. */
   readonly waitForLeader?: boolean;
+  /**
+   * Run the placement scheduler (automatic repair, balancing, splits). Default false: most tests
+   * change membership by hand, which the scheduler would undo.
+   */
+  readonly schedule?: boolean;
 }
 
 export interface NodeProc {
@@ -395,6 +400,7 @@ export class ProcessCluster {
     if (o.electionTicks !== undefined) args.push('--election-ticks', String(o.electionTicks));
     if (o.snapshotEntries !== undefined) args.push('--snapshot-entries', String(o.snapshotEntries));
     if (o.clusterId !== undefined) args.push('--cluster-id', o.clusterId);
+    if (!o.schedule) args.push('--no-schedule');
     args.push(...(o.extraArgs ?? []));
     return args;
   }

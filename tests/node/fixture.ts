@@ -11,10 +11,10 @@ import { LocalNetwork, LocalTransport } from '../../src/transport';
 const silent = pino({ level: 'silent' });
 
 /** Polls `f` until it returns a value other than undefined/false; that value is returned. */
-export async function waitFor<T>(what: string, f: () => T | undefined | false, timeoutMs = 10_000, pollMs = 5): Promise<T> {
+export async function waitFor<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, pollMs = 5): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = f();
+    const v = await f();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, pollMs));

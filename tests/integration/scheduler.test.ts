@@ -1,0 +1,101 @@
+// The placement scheduler with real processes: a range past the key threshold is split
+// automatically; nodes that join receive replicas and leaders until counts are balanced; a
+// drained node is emptied and removed; a node that stays down has its replicas replaced — all
+// while a client writes, with every acknowledged write read back at the end.
+
+import { KvClient } from '../../src/client';
+import { PlacementClient, RangeInfoMsg } from '../../src/client/placement-client';
+import { ProcessCluster, cleanupClusters, clusterTest, waitFor } from './process-cluster';
+
+afterEach(cleanupClusters);
+
+function replicasPerNode(ranges: readonly RangeInfoMsg[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const r of ranges) for (const x of r.descriptor.replicas) out.set(x.nodeId, (out.get(x.nodeId) ?? 0) + 1);
+  return out;
+}
+
+describe('the scheduler with real processes', () => {
+  clusterTest(
+    'automatic splits, rebalancing onto new nodes, drain and remove, and replacement of a dead node, under writes',
+    async () => {
+      const c = await ProcessCluster.start({
+        nodes: 3,
+        name: 'scheduler',
+        schedule: true,
+        extraArgs: [
+          '--placement-heartbeat-ms', '200',
+          '--schedule-interval-ms', '200',
+          '--split-keys', '120',
+          '--node-down-after-ms', '2000',
+          '--replace-down-after-ms', '1000',
+        ],
+      });
+      const placement = new PlacementClient({ endpoints: () => c.endpoints(c.running()), deadlineMs: 5_000 });
+      const client = new KvClient({ endpoints: c.endpoints(), deadlineMs: 20_000 });
+      const acked = new Map<string, string>();
+      let writing = true;
+      let n = 0;
+      const writer = async (): Promise<void> => {
+        while (writing) {
+          const key = `k${String(n++ % 2000).padStart(5, '0')}`;
+          const value = `v${n}`;
+          try {
+            await client.put(key, value);
+            acked.set(key, value);
+          } catch {
+            acked.delete(key); // unknown outcome: the key's value is not known any more
+          }
+        }
+      };
+      const writers = [writer(), writer(), writer(), writer()];
+      try {
+        // 1. Automatic splits: the first range passes 120 keys and is split, again and again.
+        await waitFor('automatic splits into at least 4 ranges', async () => (await placement.listRanges()).length >= 4, 60_000, 200);
+
+        // 2. Two nodes join; replicas and leaders move onto them until counts are balanced.
+        await c.addNode(4);
+        await c.addNode(5);
+        await waitFor(
+          'replicas balanced over 5 nodes',
+          async () => {
+            const per = replicasPerNode(await placement.listRanges());
+            const counts = [1, 2, 3, 4, 5].map((id) => per.get(id) ?? 0);
+            return Math.min(...counts) > 0 && Math.max(...counts) - Math.min(...counts) <= 2;
+          },
+          90_000,
+          250,
+        );
+
+        // 3. Drain node 5, then remove it.
+        await placement.drainNode(5);
+        await waitFor('node 5 drained', async () => (await placement.drainNode(5)).done, 90_000, 250);
+        await c.kill(5, 'SIGTERM');
+        await placement.removeNode(5);
+        expect((await placement.listNodes()).map((x) => x.nodeId).sort()).toEqual([1, 2, 3, 4]);
+
+        // 4. Node 4 dies; after the down threshold its replicas are replaced on 1..3.
+        await c.kill(4, 'SIGKILL');
+        await waitFor(
+          'no range keeps a replica on dead node 4',
+          async () => (await placement.listRanges()).every((r) => r.descriptor.replicas.every((x) => x.nodeId !== 4) && r.descriptor.replicas.length === 3),
+          90_000,
+          250,
+        );
+      } finally {
+        writing = false;
+        await Promise.all(writers);
+      }
+      try {
+        expect(acked.size).toBeGreaterThan(300);
+        for (const [k, v] of acked) expect((await client.get(k)).value.toString()).toBe(v);
+        const ranges = await placement.listRanges();
+        expect(ranges.length).toBeGreaterThanOrEqual(4);
+      } finally {
+        client.close();
+        placement.close();
+      }
+    },
+    300_000,
+  );
+});
