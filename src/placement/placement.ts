@@ -40,6 +40,8 @@ export class Placement {
   readonly meta: MetaStore;
   private readonly lastSeen = new Map<number, { atMs: number; replicaCount: number; leaderCount: number }>();
   private readonly loads = new Map<number, RangeLoad>();
+  /** The last report of each range this leader passed to the meta state (skips repeats). */
+  private readonly recorded = new Map<number, string>();
   private readonly now: () => number;
 
   constructor(
@@ -57,7 +59,14 @@ export class Placement {
     if (rec.removed) return; // a removed node is not heard
     this.lastSeen.set(hb.nodeId, { atMs: this.now(), replicaCount: hb.replicaCount, leaderCount: hb.ranges.length });
     for (const r of hb.ranges) this.loads.set(r.descriptor.rangeId, r.load);
-    if (hb.ranges.length > 0) await this.meta.upsertRanges(hb.ranges.map(({ descriptor, leaderNodeId }) => ({ descriptor, leaderNodeId })));
+    // Most reports repeat what this leader already recorded: those cost no meta read or write.
+    const changed = hb.ranges
+      .map(({ descriptor, leaderNodeId }) => ({ descriptor, leaderNodeId }))
+      .filter((rec) => this.recorded.get(rec.descriptor.rangeId) !== JSON.stringify(rec));
+    if (changed.length > 0) {
+      await this.meta.upsertRanges(changed);
+      for (const rec of changed) this.recorded.set(rec.descriptor.rangeId, JSON.stringify(rec));
+    }
   }
 
   async nodes(): Promise<NodeView[]> {
@@ -140,6 +149,7 @@ export class Placement {
     this.leaderSinceMs = Date.now();
     this.lastSeen.clear();
     this.loads.clear();
+    this.recorded.clear();
     this.log.debug('placement memory reset');
   }
 }
