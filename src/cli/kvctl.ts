@@ -101,6 +101,7 @@ function rangeInfoJson(r: RangeInfoMsg): object {
     ...descriptorJson(r.descriptor),
     leader: r.leader && r.leader.nodeId !== 0 ? { nodeId: r.leader.nodeId, address: r.leader.address } : null,
     approximateBytes: r.approximateBytes,
+    approximateKeys: r.approximateKeys,
     writesPerSecond: r.writesPerSecond,
     readsPerSecond: r.readsPerSecond,
   };
@@ -392,7 +393,7 @@ async function run(argv: string[]): Promise<number> {
         if (json()) {
           out(JSON.stringify(ranges.map(rangeInfoJson)));
         } else {
-          const rows = [['RANGE', 'START', 'END', 'VERSION', 'LEADER', 'REPLICAS', 'SIZE', 'W/S', 'R/S']];
+          const rows = [['RANGE', 'START', 'END', 'VERSION', 'LEADER', 'REPLICAS', 'KEYS', 'SIZE', 'W/S', 'R/S']];
           for (const r of ranges) {
             const d = r.descriptor;
             rows.push([
@@ -402,6 +403,7 @@ async function run(argv: string[]): Promise<number> {
               `${d.epoch?.version ?? 0}.${d.epoch?.confVersion ?? 0}`,
               r.leader && r.leader.nodeId !== 0 ? String(r.leader.nodeId) : '-',
               d.replicas.map((x) => `${x.nodeId}${x.role === ROLE_LEARNER ? '(L)' : ''}`).join(','),
+              String(r.approximateKeys),
               humanBytes(r.approximateBytes),
               r.writesPerSecond.toFixed(1),
               r.readsPerSecond.toFixed(1),

@@ -17,6 +17,7 @@ export interface RangeInfoMsg {
   descriptor: RangeDescriptorMsg;
   leader: { nodeId: number; address: string } | null;
   approximateBytes: number;
+  approximateKeys: number;
   writesPerSecond: number;
   readsPerSecond: number;
 }

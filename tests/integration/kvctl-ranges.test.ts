@@ -78,6 +78,7 @@ describe('kvctl ranges, nodes and split against a 3-node cluster', () => {
         replicas: VOTERS_1_2_3,
         leader: { nodeId: expect.any(Number), address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) },
         approximateBytes: expect.any(Number),
+        approximateKeys: expect.any(Number),
         writesPerSecond: expect.any(Number),
         readsPerSecond: expect.any(Number),
       },
@@ -88,8 +89,8 @@ describe('kvctl ranges, nodes and split against a 3-node cluster', () => {
     expect(text.code).toBe(0);
     expect(text.stderr).toBe('');
     const lines = text.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^RANGE\s+START\s+END\s+VERSION\s+LEADER\s+REPLICAS\s+SIZE\s+W\/S\s+R\/S$/);
-    expect(lines.slice(1)).toEqual([expect.stringMatching(/^1\s+-inf\s+\+inf\s+\d+\.\d+\s+[123]\s+1,2,3\s+\d+(\.\d)? (B|KiB|MiB)\s+\d+\.\d\s+\d+\.\d$/)]);
+    expect(lines[0]).toMatch(/^RANGE\s+START\s+END\s+VERSION\s+LEADER\s+REPLICAS\s+KEYS\s+SIZE\s+W\/S\s+R\/S$/);
+    expect(lines.slice(1)).toEqual([expect.stringMatching(/^1\s+-inf\s+\+inf\s+\d+\.\d+\s+[123]\s+1,2,3\s+\d+\s+\d+(\.\d)? (B|KiB|MiB)\s+\d+\.\d\s+\d+\.\d$/)]);
   }, 40_000);
 
   clusterTest('nodes: all three nodes are up', async () => {
