@@ -8,11 +8,19 @@
 // `ip netns exec NS node bin/kvd ...` execs into node, so the child's pid is kvd's own (checked
 // at start by reading /proc/PID/cmdline): SIGKILL, SIGSTOP and SIGCONT go to the node itself.
 // Every start appends to the slot's log in DIR/nodes/ (a harness line first).
+//
+// Two modes. By default every kvd runs with --no-schedule: the harness manages membership itself
+// (every node a voter of range 1; the membership nemesis wipes and re-adds nodes) and healthy()
+// means exactly that. With `schedule` (the `move` nemesis) the placement scheduler runs on the
+// meta leader and keeps `replicas` voters per range: healthy() then means every range of
+// placement's map has that many voters, by placement's record and by its leader's own descriptor,
+// and a leader by its own account (placementHealth()).
 
 import { ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AdminClient, ClusterStatus } from '../../src/client/admin-client';
+import { PlacementClient, RangeInfoMsg } from '../../src/client/placement-client';
 import { ClusterError } from './errors';
 import type { Lab } from './net';
 import { delay, waitFor } from './wait';
@@ -29,6 +37,33 @@ export interface ClusterOptions {
   readonly snapshotEntries: number;
   readonly compactionSlackEntries: number;
   readonly logLevel: string;
+  /** Run the placement scheduler (no --no-schedule): the `move` nemesis. */
+  readonly schedule?: SchedulerOptions;
+}
+
+export interface SchedulerOptions {
+  /** kvd --replicas: voters per range. */
+  readonly replicas: number;
+  /** kvd --placement-heartbeat-ms. */
+  readonly heartbeatMs: number;
+  /** kvd --schedule-interval-ms. */
+  readonly intervalMs: number;
+}
+
+/** A node's share of placement's map: replicas (any role), voters, and ranges it leads. */
+export interface NodeShare {
+  replicas: number;
+  voters: number;
+  leaders: number;
+}
+
+/** What placementHealth() found: `ok`, or the first reason it is not (for the error message). */
+export interface PlacementHealth {
+  readonly ok: boolean;
+  readonly why: string;
+  readonly ranges: number;
+  /** Node id → its share of placement's map (leaders: placement's record of each range's leader). */
+  readonly perNode: Record<string, NodeShare>;
 }
 
 export interface Slot {
@@ -55,6 +90,7 @@ export class JepsenCluster {
   private nextId: number;
   private readonly initialSpec: string;
   private readonly admins = new Map<number, AdminClient>();
+  private placementClient: PlacementClient | undefined;
 
   constructor(
     readonly lab: Lab,
@@ -114,10 +150,27 @@ export class JepsenCluster {
       '--compaction-slack-entries', String(this.o.compactionSlackEntries),
       '--log-level', this.o.logLevel,
       '--failpoints',
-      // The harness manages membership itself (every node a voter of range 1; the membership
-      // nemesis wipes and re-adds nodes); the placement scheduler would fight it.
-      '--no-schedule',
+      ...(this.o.schedule
+        ? [
+            '--replicas', String(this.o.schedule.replicas),
+            '--placement-heartbeat-ms', String(this.o.schedule.heartbeatMs),
+            '--schedule-interval-ms', String(this.o.schedule.intervalMs),
+          ]
+        : // The harness manages membership itself (every node a voter of range 1; the membership
+          // nemesis wipes and re-adds nodes); the placement scheduler would fight it.
+          ['--no-schedule']),
     ];
+  }
+
+  /** Whether the placement scheduler runs (the `move` nemesis), and with how many voters per range. */
+  get schedule(): SchedulerOptions | undefined {
+    return this.o.schedule;
+  }
+
+  /** A Placement client over every slot, 10 s per call (reused; closed by stopAll). */
+  placement(): PlacementClient {
+    this.placementClient ??= new PlacementClient({ endpoints: this.endpoints(), deadlineMs: 10_000 });
+    return this.placementClient;
   }
 
   /** Starts the node of `slot` (which must not run) and returns once its pid is verified. */
@@ -245,8 +298,10 @@ export class JepsenCluster {
   /**
    * Healthy: every slot's node runs and answers, all agree on one leader, the leader's range has
    * every slot's current node as a voter, and every voter has caught up to the leader's commit.
+   * With the scheduler running: placementHealth() instead.
    */
   async healthy(): Promise<boolean> {
+    if (this.o.schedule) return (await this.placementHealth()).ok;
     const views = await this.views();
     if (views.length !== this.slots.size) return false;
     const leaderIds = new Set(views.map((v) => v.status.ranges.find((x) => x.descriptor.rangeId === 1)?.leaderNodeId ?? 0));
@@ -261,7 +316,75 @@ export class JepsenCluster {
     return range.progress.every((p) => p.matchIndex >= range.commitIndex - 1 || p.nodeId === leaderId);
   }
 
+  /**
+   * With the scheduler running (`schedule`): every slot's node runs and answers; placement lists
+   * its ranges; each has exactly `replicas` voters in placement's record, a node that leads it by
+   * its own account (the highest term among claimants), and that leader's own descriptor has the
+   * same key span and `replicas` voters too (placement has caught up with it). Learners left by an
+   * operator in flight are allowed (the scheduler removes extra ones).
+   */
+  async placementHealth(): Promise<PlacementHealth> {
+    const want = this.o.schedule?.replicas ?? this.slots.size;
+    const perNode: Record<string, NodeShare> = {};
+    for (const s of this.slots.values()) perNode[String(s.id)] = { replicas: 0, voters: 0, leaders: 0 };
+    const not = (why: string, ranges = 0): PlacementHealth => ({ ok: false, why, ranges, perNode });
+    const views = await this.views();
+    if (views.length !== this.slots.size) return not(`${this.slots.size - views.length} node(s) do not answer`);
+    let list: RangeInfoMsg[];
+    try {
+      list = await this.placement().listRanges();
+    } catch (err) {
+      return not(`placement: ${(err as Error).message}`);
+    }
+    if (list.length === 0) return not('placement lists no range');
+    const leaders = new Map<number, { nodeId: number; term: number; voters: number; start: string; end: string }>();
+    for (const v of views) {
+      for (const r of v.status.ranges) {
+        const id = Number(r.descriptor.rangeId);
+        if (r.leaderNodeId !== v.nodeId) continue;
+        const cur = leaders.get(id);
+        if (cur && cur.term >= r.term) continue;
+        leaders.set(id, {
+          nodeId: v.nodeId,
+          term: r.term,
+          voters: r.descriptor.replicas.filter((x) => x.role === 1).length,
+          start: Buffer.from(r.descriptor.startKey).toString('hex'),
+          end: Buffer.from(r.descriptor.endKey).toString('hex'),
+        });
+      }
+    }
+    let why = '';
+    for (const r of list) {
+      const id = Number(r.descriptor.rangeId);
+      const voters = r.descriptor.replicas.filter((x) => x.role === 1);
+      for (const x of r.descriptor.replicas) {
+        const share = (perNode[String(x.nodeId)] ??= { replicas: 0, voters: 0, leaders: 0 });
+        share.replicas++;
+        if (x.role === 1) share.voters++;
+      }
+      if (r.leader) (perNode[String(r.leader.nodeId)] ??= { replicas: 0, voters: 0, leaders: 0 }).leaders++;
+      if (why) continue;
+      const l = leaders.get(id);
+      if (voters.length !== want) why = `range ${id} has ${voters.length} voters in placement's map (${r.descriptor.replicas.map((x) => `${x.nodeId}/${x.role}`).join(',')}), not ${want}`;
+      else if (!l) why = `range ${id} has no leader`;
+      else if (l.voters !== want) why = `range ${id}: its leader ${l.nodeId} has ${l.voters} voters in its own descriptor, not ${want}`;
+      else if (l.start !== r.descriptor.startKey.toString('hex') || l.end !== r.descriptor.endKey.toString('hex')) why = `range ${id}: its leader's key span differs from placement's record`;
+    }
+    return { ok: why === '', why, ranges: list.length, perNode };
+  }
+
   async waitHealthy(timeoutMs: number): Promise<void> {
+    if (this.o.schedule) {
+      const want = this.o.schedule.replicas;
+      let last: PlacementHealth | undefined;
+      await waitFor(`every range in placement's map to have ${want} voters and a leader`, async () => {
+        last = await this.placementHealth();
+        return last.ok;
+      }, timeoutMs, 200).catch((err: Error) => {
+        throw new ClusterError(`${err.message}: ${last ? `${last.why}; per node ${JSON.stringify(last.perNode)}` : 'never checked'}`);
+      });
+      return;
+    }
     await waitFor('the cluster to be healthy (one leader, every node a caught-up voter)', () => this.healthy(), timeoutMs, 200).catch(async (err: Error) => {
       const views = await this.views().catch(() => []);
       const summary = views.map((v) => {
@@ -278,6 +401,8 @@ export class JepsenCluster {
   async stopAll(): Promise<void> {
     for (const a of this.admins.values()) a.close();
     this.admins.clear();
+    this.placementClient?.close();
+    this.placementClient = undefined;
     const exits: Array<Promise<void>> = [];
     for (const s of this.slots.values()) {
       if (!this.isRunning(s.slot)) continue;

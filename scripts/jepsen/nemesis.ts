@@ -13,7 +13,17 @@
 // | membership                 | remove a voter (the leader often), wipe it, start it fresh with a new id (--join), add it as a learner | promote the learner |
 // | latency                    | transport failpoint on every node or a random minority: delay + jitter + drop of the Raft messages they send (no netem in this kernel) | clear |
 // | split                      | split ranges continuously: every 150-400 ms a random key of the workload's key space, its range looked up in placement, split there (a refusal, e.g. the key is already a boundary, is counted and logged) | stop splitting; counts and the new range ids |
-// | mixed                      | one of the above at random except split, or (30 %) two of different families at once | their stops |
+// | move                       | drain a random node through placement (Placement.DrainNode): the scheduler moves its leaders, then its replicas, away, one checked step at a time; its replicas and leaders are sampled through the window, in placement's map and by the node's own account (Admin.ClusterStatus) | cancel the drain (the scheduler rebalances replicas back onto it); what was on it at start, at stop and at least, both ways |
+// | mixed                      | one of the above at random except split and move, or (30 %) two of different families at once | their stops |
+//
+// `move` needs the placement scheduler, which the other nemeses must not have: a run with `move`
+// starts every kvd with `--replicas 3 --placement-heartbeat-ms 200 --schedule-interval-ms 200`
+// instead of `--no-schedule` (cluster.ts), so a range has 3 voters, not every node, and healthy
+// means every range in placement's map has 3 voters and a leader (healAll cancels a drain left
+// on and waits for that instead of repairing range 1's membership). So `mixed` never picks `move`,
+// `membership` refuses to start on a scheduled cluster and `move` on an unscheduled one, and
+// run.ts refuses any nemesis list that names both. `move` implies --pre-split 8 (run.ts) so that
+// many ranges move.
 //
 // `mixed` never picks `split`: `membership` changes range 1 only and wipes the node it removes (a
 // new id), so after splits every other range would lose that replica for good; excluding `split`
@@ -21,6 +31,7 @@
 // and `mixed`. Splits are never undone (ranges do not merge): the healing does nothing for them.
 
 import { AdminClient } from '../../src/client/admin-client';
+import type { RangeInfoMsg } from '../../src/client/placement-client';
 import type { JepsenCluster } from './cluster';
 import type { NemesisLog } from './history';
 import { Splitter } from './splits';
@@ -37,20 +48,34 @@ export const NEMESES = [
   'membership',
   'latency',
   'split',
+  'move',
   'mixed',
 ] as const;
 export type NemesisName = (typeof NEMESES)[number];
 type FaultName = Exclude<NemesisName, 'none' | 'mixed'>;
 const FAULTS: readonly FaultName[] = NEMESES.filter((n): n is FaultName => n !== 'none' && n !== 'mixed');
-/** What `mixed` picks from: every fault but `split` (see the top of this file). */
-const MIXED_FAULTS: readonly FaultName[] = FAULTS.filter((f) => f !== 'split');
+/** What `mixed` picks from: every fault but `split` and `move` (see the top of this file). */
+export const MIXED_FAULTS: readonly FaultName[] = FAULTS.filter((f) => f !== 'split' && f !== 'move');
+
+/** Whether a run of `name` uses the placement scheduler (kvd without --no-schedule). */
+export function needsScheduler(name: NemesisName): boolean {
+  return name === 'move';
+}
+
+/** Voters per range the scheduler keeps in `move` runs (kvd --replicas), and its timing. */
+export const MOVE_SCHEDULER = { replicas: 3, heartbeatMs: 200, intervalMs: 200 } as const;
+/** Ranges a `move` run pre-splits the key space into unless --pre-split says otherwise. */
+export const MOVE_PRE_SPLIT = 8;
+/** How often `move` samples the drained node's share of placement's map during its window, ms. */
+const MOVE_SAMPLE_MS = 500;
 
 type Detail = Record<string, unknown>;
 
-function familyOf(f: FaultName): 'partition' | 'process' | 'latency' | 'membership' | 'split' {
+function familyOf(f: FaultName): 'partition' | 'process' | 'latency' | 'membership' | 'split' | 'move' {
   if (f.startsWith('partition-')) return 'partition';
   if (f === 'kill' || f === 'pause') return 'process';
   if (f === 'split') return 'split';
+  if (f === 'move') return 'move';
   return f === 'latency' ? 'latency' : 'membership';
 }
 
@@ -87,6 +112,33 @@ interface SplitLoop {
   };
 }
 
+/** The drained node's share of placement's map: replicas (any role) and ranges placement says it leads. */
+interface Placed {
+  replicas: number;
+  leaders: number;
+}
+
+/** A drain of the `move` nemesis while its window is on. */
+interface Drain {
+  readonly slot: number;
+  readonly nodeId: number;
+  readonly startedAt: number;
+  /** Placement's map just before the drain flag was set. */
+  readonly before: Placed & { ranges: number };
+  /** What DrainNode answered when the drain started. */
+  readonly answered: Placed & { done: boolean };
+  /** Lowest replica and leader counts sampled during the window, and when the node first held none. */
+  least: Placed;
+  /** The node's own account (Admin.ClusterStatus: data ranges it holds and leads), no placement lag. */
+  readonly ownBefore: Placed | undefined;
+  ownLeast: Placed | undefined;
+  emptyAfterMs: number | undefined;
+  samples: number;
+  sampleErrors: number;
+  stopping: boolean;
+  sampler: Promise<void>;
+}
+
 interface Fault {
   start(): Promise<Detail>;
   stop(): Promise<Detail>;
@@ -110,6 +162,7 @@ export class Nemesis {
   private readonly admin: AdminClient;
   private readonly splitter: Splitter;
   private splitLoop: SplitLoop | undefined;
+  private drain: Drain | undefined;
 
   constructor(
     private readonly cluster: JepsenCluster,
@@ -207,7 +260,10 @@ export class Nemesis {
         },
       },
       membership: {
-        start: () => this.membershipStart(),
+        start: () => {
+          if (this.cluster.schedule) throw new Error('membership does not run with the placement scheduler (a move run): it assumes every node a voter of range 1');
+          return this.membershipStart();
+        },
         stop: () => this.membershipStop(),
       },
       latency: {
@@ -234,6 +290,10 @@ export class Nemesis {
       split: {
         start: () => this.splitStart(),
         stop: () => this.splitStop(),
+      },
+      move: {
+        start: () => this.moveStart(),
+        stop: () => this.moveStop(),
       },
     };
   }
@@ -360,6 +420,137 @@ export class Nemesis {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // move
+
+  /** The share of `nodeId` in placement's map (replicas of any role; leaders as placement records them). */
+  private static placedOn(ranges: readonly RangeInfoMsg[], nodeId: number): Placed {
+    let replicas = 0;
+    let leaders = 0;
+    for (const r of ranges) {
+      if (r.descriptor.replicas.some((x) => Number(x.nodeId) === nodeId)) replicas++;
+      if (r.leader && Number(r.leader.nodeId) === nodeId) leaders++;
+    }
+    return { replicas, leaders };
+  }
+
+  /**
+   * Drains a random node through placement; the scheduler (on the meta leader) moves its leaders
+   * and replicas away. A background sampler reads placement's map every MOVE_SAMPLE_MS to record
+   * how far the drain got (its own seeded draws are not used: the schedule's stay as they were).
+   */
+  /** What the node of `slot` holds by its own account: data ranges (not the meta range 0) and ranges it leads. */
+  private async ownShare(slot: number): Promise<Placed | undefined> {
+    try {
+      const v = await this.cluster.statusOf(slot);
+      if (!v) return undefined;
+      const data = v.status.ranges.filter((r) => Number(r.descriptor.rangeId) !== 0 && r.descriptor.replicas.some((x) => Number(x.nodeId) === v.nodeId));
+      return { replicas: data.length, leaders: data.filter((r) => r.leaderNodeId === v.nodeId).length };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private static lower(a: Placed | undefined, b: Placed | undefined): Placed | undefined {
+    if (!a || !b) return a ?? b;
+    return { replicas: Math.min(a.replicas, b.replicas), leaders: Math.min(a.leaders, b.leaders) };
+  }
+
+  private async moveStart(): Promise<Detail> {
+    if (!this.cluster.schedule) throw new Error('the move nemesis needs the placement scheduler (a cluster started for a move run)');
+    if (this.drain) await this.moveStop();
+    const slot = this.rng.pick(this.cluster.lab.allSlots());
+    const nodeId = this.cluster.slot(slot).id;
+    const placement = this.cluster.placement();
+    const map = await placement.listRanges();
+    const before = { ...Nemesis.placedOn(map, nodeId), ranges: map.length };
+    const ownBefore = await this.ownShare(slot);
+    let answered: { replicas: number; leaders: number; done: boolean };
+    let startError: string | undefined;
+    try {
+      answered = await placement.drainNode(nodeId, false);
+    } catch (err) {
+      // The drain may have been set all the same: keep it as started, so that stop cancels it.
+      startError = (err as Error).message;
+      answered = { ...before, done: false };
+    }
+    const drain: Drain = {
+      slot,
+      nodeId,
+      startedAt: Date.now(),
+      before,
+      answered: { replicas: answered.replicas, leaders: answered.leaders, done: answered.done },
+      least: { replicas: answered.replicas, leaders: answered.leaders },
+      ownBefore,
+      ownLeast: ownBefore,
+      emptyAfterMs: answered.done ? 0 : undefined,
+      samples: 0,
+      sampleErrors: 0,
+      stopping: false,
+      sampler: Promise.resolve(),
+    };
+    this.drain = drain;
+    drain.sampler = (async () => {
+      while (!drain.stopping) {
+        // Pacing of the samples, not a wait for a condition.
+        await delay(MOVE_SAMPLE_MS);
+        if (drain.stopping) break;
+        try {
+          const now = Nemesis.placedOn(await placement.listRanges(), nodeId);
+          drain.samples++;
+          drain.least = { replicas: Math.min(drain.least.replicas, now.replicas), leaders: Math.min(drain.least.leaders, now.leaders) };
+          if (now.replicas === 0 && now.leaders === 0) drain.emptyAfterMs ??= Date.now() - drain.startedAt;
+          drain.ownLeast = Nemesis.lower(drain.ownLeast, await this.ownShare(slot));
+        } catch {
+          drain.sampleErrors++;
+        }
+      }
+    })();
+    return { drained: nodeId, slot, ranges: before.ranges, replicasBefore: before.replicas, leadersBefore: before.leaders, own: ownBefore ?? null, answered: drain.answered, ...(startError ? { error: startError } : {}) };
+  }
+
+  /** Cancels the drain (the scheduler then rebalances replicas back) and reports how far it got. */
+  private async moveStop(): Promise<Detail> {
+    const drain = this.drain;
+    if (!drain) return { draining: false };
+    drain.stopping = true;
+    await Promise.race([drain.sampler, delay(10_000)]);
+    const placement = this.cluster.placement();
+    // What was left on it when the window closed (placement's map), then the cancel.
+    let left: Placed | { error: string };
+    try {
+      left = Nemesis.placedOn(await placement.listRanges(), drain.nodeId);
+      drain.least = { replicas: Math.min(drain.least.replicas, left.replicas), leaders: Math.min(drain.least.leaders, left.leaders) };
+      if (left.replicas === 0 && left.leaders === 0) drain.emptyAfterMs ??= Date.now() - drain.startedAt;
+    } catch (err) {
+      left = { error: (err as Error).message };
+    }
+    const ownLeft = await this.ownShare(drain.slot);
+    drain.ownLeast = Nemesis.lower(drain.ownLeast, ownLeft);
+    const cancelled = await placement.drainNode(drain.nodeId, true);
+    this.drain = undefined;
+    const replicasLeft = 'replicas' in left ? left.replicas : cancelled.replicas;
+    const leadersLeft = 'leaders' in left ? left.leaders : cancelled.leaders;
+    return {
+      drained: drain.nodeId,
+      ms: Date.now() - drain.startedAt,
+      replicasBefore: drain.before.replicas,
+      leadersBefore: drain.before.leaders,
+      replicasLeft,
+      leadersLeft,
+      replicasMoved: Math.max(0, drain.before.replicas - replicasLeft),
+      leadersMoved: Math.max(0, drain.before.leaders - leadersLeft),
+      least: drain.least,
+      // The node's own account (placement's map can lag the descriptors by seconds).
+      own: { before: drain.ownBefore ?? null, left: ownLeft ?? null, least: drain.ownLeast ?? null },
+      emptyAfterMs: drain.emptyAfterMs ?? null,
+      samples: drain.samples,
+      sampleErrors: drain.sampleErrors,
+      ...('error' in left ? { mapError: left.error } : {}),
+      cancelled: { replicas: cancelled.replicas, leaders: cancelled.leaders, done: cancelled.done },
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
 
   /**
    * Alternates quiet periods and fault windows until `untilMs` (Date.now() time). A fault that
@@ -378,7 +569,7 @@ export class Nemesis {
 
   /**
    * One fault (70 %), or two of different families at once: a partition, a process fault, latency,
-   * membership. Never `split` (see the top of this file).
+   * membership. Never `split` or `move` (see the top of this file).
    */
   private mixedFaults(): FaultName[] {
     const first = this.rng.pick(MIXED_FAULTS);
@@ -389,6 +580,7 @@ export class Nemesis {
 
   /** Starts the faults in order, holds them `lengthMs`, stops them in reverse order. */
   private async window(faults: readonly FaultName[], lengthMs: number): Promise<void> {
+    if (faults.includes('move') && faults.includes('membership')) throw new Error('move and membership never share a run (see the top of nemesis.ts)');
     for (const fault of faults) {
       const startedAt = this.log.now();
       let started: Detail;
@@ -414,7 +606,10 @@ export class Nemesis {
 
   /**
    * Repairs everything any fault may have left: partitions, paused and killed nodes, failpoints,
-   * an unfinished membership change. Retries until done or `timeoutMs`.
+   * an unfinished membership change, a drain still on. Retries until done or `timeoutMs`. With
+   * the scheduler running (a move run), range 1's membership is the scheduler's: instead of
+   * making every node a voter of range 1, it waits until every range in placement's map has the
+   * scheduler's voter count and a leader (cluster.placementHealth()).
    */
   async healAll(timeoutMs: number): Promise<Detail> {
     const cluster = this.cluster;
@@ -425,6 +620,19 @@ export class Nemesis {
     for (const s of cluster.lab.allSlots()) if (!cluster.isRunning(s)) this.killed.add(s);
     await this.restartKilled();
     const cleared = await this.clearFailpoints();
+    if (cluster.schedule) {
+      const moving = this.drain ? await waitFor('the drain to be cancelled', () => this.moveStop(), timeoutMs, 500) : undefined;
+      const started = Date.now();
+      await cluster.waitHealthy(timeoutMs);
+      const health = await cluster.placementHealth();
+      return {
+        healed: true,
+        failpointsCleared: this.nodesOf(cleared),
+        placement: { votersPerRange: cluster.schedule.replicas, ranges: health.ranges, settledMs: Date.now() - started, perNode: health.perNode },
+        ...(moving ? { moving } : {}),
+        ...(splitting ? { splitting } : {}),
+      };
+    }
     const membership = await waitFor('every node to be a voter of range 1 again', () => this.repairMembership(), timeoutMs, 500);
     return { healed: true, failpointsCleared: this.nodesOf(cleared), membership, ...(splitting ? { splitting } : {}) };
   }

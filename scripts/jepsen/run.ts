@@ -7,21 +7,28 @@
 //      with --pre-split N, split the workload's key space into N ranges and wait for their leaders;
 //   2. workload + nemesis schedule for --time seconds; then the workload stops (in-flight ops end
 //      within the client deadline);
-//   3. heal everything (partitions, paused/killed nodes, failpoints, membership), wait until the
-//      cluster is healthy, a quiet period, the final reads (every key of the run); placement's range
-//      map goes to run.json (`ranges`);
+//   3. heal everything (partitions, paused/killed nodes, failpoints, membership, a drain), wait
+//      until the cluster is healthy, a quiet period, the final reads (every key of the run);
+//      placement's range map goes to run.json (`ranges`);
 //   4. stop the nodes, remove the network; the checker writes DIR/results.json and DIR/report.html.
 // Exit: 0 valid, 1 invalid, 3 unknown, 2 usage error, 4 the harness failed or the cluster did not
 // recover after healing (the checker still runs on the history, and the message says which).
+//
+// `--nemesis move` runs the placement scheduler (cluster.ts, nemesis.ts): 3 voters per range, so
+// "healthy" (at start, after the pre-split, after healing) means every range of placement's map has
+// 3 voters and a leader; it pre-splits into 8 ranges unless --pre-split says otherwise; its fault
+// windows are longer (7-9 s in short runs, 8-14 s otherwise) so that each drain moves replicas; run.json
+// gets `placement` (each node's share of the map when the workload starts and after healing) and
+// `scheduler` (the operators and steps the nodes logged).
 
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { JepsenCluster, REPO } from './cluster';
 import { EnvironmentError, JepsenError, UsageError } from './errors';
 import { AnsweredOp, Clock, History, NemesisEvent, NemesisLog } from './history';
 import { checkEnvironment, Lab, sweepLeftovers } from './net';
-import { Nemesis, NEMESES, NemesisName } from './nemesis';
+import { MOVE_PRE_SPLIT, MOVE_SCHEDULER, Nemesis, NEMESES, NemesisName, needsScheduler, ScheduleOptions } from './nemesis';
 import { RangeSummary, Splitter } from './splits';
 import { Rng, delay, waitFor } from './wait';
 import { createWorkload, ReadMode, WorkloadName } from './workload';
@@ -53,8 +60,12 @@ const USAGE = `usage: scripts/jepsen/run.sh --nemesis NAME --out DIR [options]
   --concurrency N         logical client processes at once (default 10)
   --client KIND           unary (default: one gRPC call per operation) | multiplex (KV.Multiplex streams)
   --pre-split N           split the workload's key space into N ranges before it starts (default 1:
-                          one range); not with --nemesis membership or mixed (membership changes
-                          range 1 only and wipes nodes: the other ranges would lose replicas)
+                          one range; ${MOVE_PRE_SPLIT} with --nemesis move); not with --nemesis membership or mixed
+                          (membership changes range 1 only and wipes nodes: the other ranges would
+                          lose replicas)
+
+--nemesis move runs the placement scheduler (kvd --replicas ${MOVE_SCHEDULER.replicas}, no --no-schedule) and drains a
+random node per fault window; it never combines with membership (nor is it part of mixed).
 
 Exit: 0 valid, 1 invalid, 3 unknown, 2 usage error, 4 harness failure or the cluster did not recover.`;
 
@@ -81,6 +92,10 @@ export function parseArgs(argv: readonly string[]): RunOptions | 'help' {
   };
   const nemesis = v.nemesis;
   if (nemesis === undefined) throw new UsageError('--nemesis is required');
+  const named = nemesis.split(/[,+\s]+/);
+  if (named.includes('move') && (named.includes('membership') || named.includes('mixed'))) {
+    throw new UsageError(`--nemesis move does not combine with ${named.includes('membership') ? 'membership' : 'mixed'}: move runs the placement scheduler (${MOVE_SCHEDULER.replicas} voters per range), membership needs every node a voter of range 1 and the scheduler off`);
+  }
   if (!(NEMESES as readonly string[]).includes(nemesis)) throw new UsageError(`--nemesis must be one of ${NEMESES.join(', ')}; got '${nemesis}'`);
   const workload = v.workload ?? 'register';
   if (workload !== 'register' && workload !== 'set') throw new UsageError(`--workload must be register or set, got '${workload}'`);
@@ -89,7 +104,7 @@ export function parseArgs(argv: readonly string[]): RunOptions | 'help' {
   const client = v.client ?? 'unary';
   if (client !== 'unary' && client !== 'multiplex') throw new UsageError(`--client must be unary or multiplex, got '${client}'`);
   if (v.out === undefined) throw new UsageError('--out DIR is required');
-  const preSplit = int('pre-split', 1, 0, 64);
+  const preSplit = int('pre-split', nemesis === 'move' ? MOVE_PRE_SPLIT : 1, 0, 64);
   if (preSplit > 1 && (nemesis === 'membership' || nemesis === 'mixed')) {
     throw new UsageError(`--pre-split does not combine with --nemesis ${nemesis}: membership changes range 1 only and wipes the node it removes, so the other ranges would lose that replica for good`);
   }
@@ -211,6 +226,75 @@ async function finalRanges(cluster: JepsenCluster, timeoutMs: number): Promise<R
   }
 }
 
+/**
+ * What the placement scheduler did, from the node logs (src/placement/driver.ts logs every
+ * operator issued, step executed or failed, operator complete, aborted or dropped): counts by
+ * purpose and by step kind. `replicaMoves` counts executed remove-replica steps of drain and
+ * balance operators (a replica moved = learner added, promoted, old replica removed).
+ */
+export function schedulerActivity(nodesDir: string): Record<string, unknown> {
+  const issued: Record<string, number> = {};
+  const executed: Record<string, number> = {};
+  const failed: Record<string, number> = {};
+  let completed = 0;
+  let aborted = 0;
+  let dropped = 0;
+  let noQuorum = 0;
+  const issuedPurpose = new Map<string, string>();
+  const removesByPurpose: Record<string, number> = {};
+  const abortReasons: string[] = [];
+  let files: string[];
+  try {
+    files = readdirSync(nodesDir).filter((f) => f.endsWith('.log'));
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+  for (const f of files) {
+    for (const line of readFileSync(join(nodesDir, f), 'utf8').split('\n')) {
+      if (!line.startsWith('{') || !line.includes('operator') && !line.includes('quorum')) continue;
+      let e: { msg?: string; op?: string; purpose?: string; step?: { kind?: string }; reason?: string };
+      try {
+        e = JSON.parse(line) as typeof e;
+      } catch {
+        continue;
+      }
+      const kind = e.step?.kind ?? '?';
+      switch (e.msg) {
+        case 'operator issued':
+          issued[e.purpose ?? '?'] = (issued[e.purpose ?? '?'] ?? 0) + 1;
+          if (e.op) issuedPurpose.set(e.op, e.purpose ?? '?');
+          break;
+        case 'operator step executed': {
+          executed[kind] = (executed[kind] ?? 0) + 1;
+          if (kind === 'remove-replica') {
+            const p = (e.op && issuedPurpose.get(e.op)) ?? '?';
+            removesByPurpose[p] = (removesByPurpose[p] ?? 0) + 1;
+          }
+          break;
+        }
+        case 'operator step failed':
+          failed[kind] = (failed[kind] ?? 0) + 1;
+          break;
+        case 'operator complete':
+          completed++;
+          break;
+        case 'operator aborted':
+          aborted++;
+          if (abortReasons.length < 10 && e.reason) abortReasons.push(e.reason);
+          break;
+        case 'operator dropped: its step waited too long':
+          dropped++;
+          break;
+        case 'ranges without a quorum: left alone':
+          noQuorum++;
+          break;
+        default:
+      }
+    }
+  }
+  return { issued, executed, failed, completed, aborted, dropped, roundsWithRangesWithoutQuorum: noQuorum, removeReplicaByPurpose: removesByPurpose, abortReasons };
+}
+
 // -------------------------------------------------------------------------------------------------
 
 interface Verdict {
@@ -276,10 +360,11 @@ export async function runJepsen(o: RunOptions): Promise<number> {
       snapshotEntries: 1_000,
       compactionSlackEntries: 200,
       logLevel: 'info',
+      schedule: needsScheduler(o.nemesis) ? MOVE_SCHEDULER : undefined,
     });
     await cluster.startAll();
     await cluster.waitHealthy(60_000);
-    log('cluster healthy');
+    log(cluster.schedule ? `cluster healthy (placement scheduler on: every range ${cluster.schedule.replicas} voters and a leader)` : 'cluster healthy');
 
     const clock = new Clock();
     const history = new History(join(o.outDir, 'history.jsonl'), clock);
@@ -300,11 +385,30 @@ export async function runJepsen(o: RunOptions): Promise<number> {
       summary.preSplit = await preSplit(cluster, workload.splitPoints(o.preSplit), 60_000);
       log(`pre-split into ${o.preSplit} ranges: ${JSON.stringify(summary.preSplit)}`);
     }
+    if (cluster.schedule) {
+      // The ranges the split made start with range 1's voters: let the scheduler bring each to its
+      // voter count (and a leader) before the drains begin.
+      const settleStart = Date.now();
+      await cluster.waitHealthy(60_000);
+      const health = await cluster.placementHealth();
+      summary.placement = { votersPerRange: cluster.schedule.replicas, atStart: { ranges: health.ranges, settledMs: Date.now() - settleStart, perNode: health.perNode } };
+      log(`placement settled: ${health.ranges} ranges, ${cluster.schedule.replicas} voters each; per node ${JSON.stringify(health.perNode)}`);
+    }
     log('workload and nemesis start');
     const nemesis = new Nemesis(cluster, new Rng(rng.int(0, 2 ** 31 - 1)), nemesisLog, workload);
     const untilMs = Date.now() + o.timeSeconds * 1000;
     workload.start();
-    await nemesis.run(o.nemesis, untilMs, short ? { quietMs: [1_000, 2_500], faultMs: [3_000, 5_000] } : { quietMs: [2_000, 5_000], faultMs: [4_000, 9_000] }, () => Date.now() >= untilMs);
+    // A drain moves a replica in about 3-6 s (add learner, caught up, promote, remove, each seen
+    // through placement's heartbeats), so `move` windows are longer: replicas really move in each.
+    const schedule: ScheduleOptions =
+      o.nemesis === 'move'
+        ? short
+          ? { quietMs: [1_000, 2_500], faultMs: [7_000, 9_000] }
+          : { quietMs: [3_000, 6_000], faultMs: [8_000, 14_000] }
+        : short
+          ? { quietMs: [1_000, 2_500], faultMs: [3_000, 5_000] }
+          : { quietMs: [2_000, 5_000], faultMs: [4_000, 9_000] };
+    await nemesis.run(o.nemesis, untilMs, schedule, () => Date.now() >= untilMs);
     await delay(Math.max(0, untilMs - Date.now()));
     log(`fault phase over: stopping the workload (${history.counts.ok} ok, ${history.counts.fail} fail, ${history.counts.info} info so far)`);
     await workload.stop();
@@ -324,6 +428,10 @@ export async function runJepsen(o: RunOptions): Promise<number> {
       recovered = true;
       summary.ranges = await finalRanges(cluster, 10_000);
       log(`placement's range map: ${Array.isArray(summary.ranges) ? `${summary.ranges.length} ranges` : JSON.stringify(summary.ranges)}`);
+      if (cluster.schedule) {
+        const health = await cluster.placementHealth();
+        summary.placement = { ...(summary.placement as object), atEnd: { ok: health.ok, why: health.why, ranges: health.ranges, perNode: health.perNode } };
+      }
     } catch (err) {
       failure = `the cluster did not recover after healing: ${(err as Error).message}`;
       log(failure);
@@ -347,6 +455,10 @@ export async function runJepsen(o: RunOptions): Promise<number> {
     emergencyState = undefined;
   }
   log('nodes stopped, network removed');
+  if (needsScheduler(o.nemesis)) {
+    summary.scheduler = schedulerActivity(join(o.outDir, 'nodes'));
+    log(`scheduler (from the node logs): ${JSON.stringify(summary.scheduler)}`);
+  }
 
   summary.recovered = recovered;
   summary.failure = failure ?? null;

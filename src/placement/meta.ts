@@ -215,8 +215,11 @@ export class MetaStore {
   upsertRanges(reports: readonly RangeRecord[]): Promise<number> {
     return this.serialized(async () => {
       let changed = 0;
+      // One ReadIndex round for the whole batch: this leader's own writes below are applied
+      // before they resolve, so later reports read them.
+      const r = await this.barrier();
       for (const rep of reports) {
-        const r = await this.barrier();
+        if (!this.isLeader()) throw new NotMetaLeaderError(this.leaderId());
         const d = rep.descriptor;
         const from = Buffer.concat([Buffer.from([RANGE_PREFIX, 0x01]), Buffer.from(d.startHex, 'hex'), Buffer.from([0])]);
         const stale: Buffer[] = [];
