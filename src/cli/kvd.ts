@@ -11,7 +11,7 @@ import pino from 'pino';
 import { AdminService, DEFAULT_LIMITS, KvService, PlacementService, descriptorToMsg } from '../api';
 import { AdminClient } from '../client/admin-client';
 import { PlacementClient } from '../client/placement-client';
-import { DEFAULT_SCHEDULER_CONFIG, HeartbeatReporter, Placement, SchedulerDriver } from '../placement';
+import { DEFAULT_SCHEDULER_CONFIG, HeartbeatReporter, Placement, SchedulerDriver, resolveSchedulerConfig, validateRules } from '../placement';
 import type { Heartbeat, OperatorStep, RangeInfo } from '../placement';
 import { Node } from '../node';
 import { StorageError } from '../storage';
@@ -43,6 +43,8 @@ interface KvdOptions {
   splitBytes: number;
   scheduleIntervalMs: number;
   schedule: boolean;
+  learners: 'none' | 'zones-without-voter';
+  voterZones?: string;
 }
 
 function positiveInt(name: string) {
@@ -141,6 +143,10 @@ function program(): Command {
     .addOption(
       new Option('--schedule-interval-ms <ms>', 'interval of the scheduler\'s rounds on the placement leader, milliseconds').env('KV_SCHEDULE_INTERVAL_MS').default(1000).argParser(positiveInt('--schedule-interval-ms')),
     )
+    .addOption(
+      new Option('--learners <rule>', 'learners the scheduler keeps: none, or one in every zone without a voter of the range (stale reads near clients, a copy to promote on zone failover)').env('KV_LEARNERS').default('none').choices(['none', 'zones-without-voter']),
+    )
+    .addOption(new Option('--voter-zones <zones>', 'comma-separated zones allowed to hold voters (default: every zone)').env('KV_VOTER_ZONES'))
     .addOption(new Option('--no-schedule', 'never run the scheduler on this node (no automatic repair, balancing or splits)').env('KV_NO_SCHEDULE'))
     .addOption(new Option('--log-level <level>', 'pino log level').env('KV_LOG_LEVEL').default('info').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addOption(
@@ -160,6 +166,21 @@ async function main(argv: string[]): Promise<void> {
   }
   const o = cmd.opts<KvdOptions>();
   const log = pino({ level: o.logLevel, base: { svc: 'kvd', pid: process.pid } });
+
+  // Placement rules and scheduler limits: checked before anything is touched.
+  const rules = {
+    votersPerRange: o.replicas,
+    learners: o.learners,
+    voterZones: o.voterZones ? o.voterZones.split(',').map((z) => z.trim()).filter(Boolean) : undefined,
+  };
+  const schedulerConfig = { downReplaceAfterMs: o.replaceDownAfterMs, splitKeys: o.splitKeys, splitSizeBytes: o.splitBytes };
+  try {
+    validateRules(rules);
+    resolveSchedulerConfig(schedulerConfig);
+  } catch (err) {
+    process.stderr.write(`kvd: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
 
   if ((o.initialCluster === undefined) === (o.join === undefined)) {
     process.stderr.write('kvd: give exactly one of --initial-cluster (a new cluster, or a restart of one) and --join (a node to be added)\n');
@@ -290,8 +311,8 @@ async function main(argv: string[]): Promise<void> {
     },
   };
   const driver = new SchedulerDriver(placement, executor, {
-    rules: { votersPerRange: o.replicas, learners: 'none' },
-    config: { downReplaceAfterMs: o.replaceDownAfterMs, splitKeys: o.splitKeys, splitSizeBytes: o.splitBytes },
+    rules,
+    config: schedulerConfig,
     intervalMs: o.scheduleIntervalMs,
     warmupMs: Math.max(2 * o.placementHeartbeatMs, 2_000),
     logger: placementLog.child({ component: 'scheduler' }),
