@@ -45,6 +45,7 @@ interface KvdOptions {
   schedule: boolean;
   learners: 'none' | 'zones-without-voter';
   voterZones?: string;
+  replicaGcSilentMs: number;
 }
 
 function positiveInt(name: string) {
@@ -147,6 +148,9 @@ function program(): Command {
       new Option('--learners <rule>', 'learners the scheduler keeps: none, or one in every zone without a voter of the range (stale reads near clients, a copy to promote on zone failover)').env('KV_LEARNERS').default('none').choices(['none', 'zones-without-voter']),
     )
     .addOption(new Option('--voter-zones <zones>', 'comma-separated zones allowed to hold voters (default: every zone)').env('KV_VOTER_ZONES'))
+    .addOption(
+      new Option('--replica-gc-silent-ms <ms>', 'a replica that hears from no leader this long asks the range\'s leader whether it is still a member (and is destroyed if not), milliseconds').env('KV_REPLICA_GC_SILENT_MS').default(10_000).argParser(positiveInt('--replica-gc-silent-ms')),
+    )
     .addOption(new Option('--no-schedule', 'never run the scheduler on this node (no automatic repair, balancing or splits)').env('KV_NO_SCHEDULE'))
     .addOption(new Option('--log-level <level>', 'pino log level').env('KV_LOG_LEVEL').default('info').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addOption(
@@ -318,6 +322,46 @@ async function main(argv: string[]): Promise<void> {
     logger: placementLog.child({ component: 'scheduler' }),
   });
   if (o.schedule) driver.start();
+  // Replica GC: a replica removed from its range while this node was away never applied its
+  // removal; it learns of it from the range's leader and is destroyed.
+  const gcLog = log.child({ layer: 'replica-gc' });
+  const replicaGc = async (): Promise<void> => {
+    for (const cand of node.gcCandidates(o.replicaGcSilentMs)) {
+      // Each candidate on its own: one that cannot be checked now does not hold up the others.
+      try {
+        const info = await placementClient.lookupRange(cand.start);
+        if (!info || info.descriptor.rangeId !== cand.rangeId || !info.leader?.address) {
+          gcLog.info({ rangeId: cand.rangeId, placed: info?.descriptor.rangeId, leader: info?.leader?.nodeId }, 'replica GC: placement names no leader for the range yet');
+          continue;
+        }
+        const admin = new AdminClient([info.leader.address], 5_000);
+        try {
+          const st = await admin.rangeStatusAt(info.leader.address, cand.rangeId);
+          // Only a leader's own descriptor decides (placement's copy may lag).
+          if (st.leaderNodeId !== info.leader.nodeId || st.descriptor.replicas.some((r) => r.nodeId === o.id)) {
+            gcLog.info({ rangeId: cand.rangeId, asked: info.leader.nodeId, itsLeader: st.leaderNodeId, replicas: st.descriptor.replicas.map((r) => r.nodeId) }, 'replica GC: not shown to be removed');
+            continue;
+          }
+          node.collectReplica(cand.rangeId, cand, { version: st.descriptor.epoch?.version ?? 0, confVersion: st.descriptor.epoch?.confVersion ?? 0 });
+        } finally {
+          admin.close();
+        }
+      } catch (err) {
+        gcLog.info({ rangeId: cand.rangeId, err: (err as Error).message }, 'replica GC: could not check the range; next round retries');
+      }
+    }
+  };
+  let gcRunning = false;
+  const gcTimer = setInterval(() => {
+    if (gcRunning) return;
+    gcRunning = true;
+    replicaGc()
+      .catch((err: unknown) => gcLog.debug({ err: (err as Error).message }, 'replica GC round failed; next round retries'))
+      .finally(() => {
+        gcRunning = false;
+      });
+  }, Math.max(1_000, Math.floor(o.replicaGcSilentMs / 2)));
+  gcTimer.unref();
   let wasMetaLeader = false;
   let heartbeatFailures = 0;
   const heartbeatTimer = setInterval(() => {
@@ -377,6 +421,7 @@ async function main(argv: string[]): Promise<void> {
       while (kv.inflight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     })();
     clearInterval(heartbeatTimer);
+    clearInterval(gcTimer);
     driver.stop();
     placementClient.close();
     drained

@@ -221,6 +221,11 @@ export class AdminClient {
     );
   }
 
+  /** The status of range `rangeId` as the node at `address` sees it (its own descriptor and leader). */
+  async rangeStatusAt(address: string, rangeId: number): Promise<RangeStatus> {
+    return (await this.call(address, 'rangeStatus', { rangeId }, Date.now() + this.deadlineMs)) as unknown as RangeStatus;
+  }
+
   /** Splits range `rangeId` at the middle of its keys, chosen by its leader (an automatic split). */
   splitRangeAtMiddle(rangeId: number, epochVersion?: number, leaderAddress?: string): Promise<SplitResult> {
     return this.leaderCall(

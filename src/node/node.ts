@@ -153,6 +153,12 @@ export class Node implements TransportHandler {
   private readonly uninitializedHardStates = new Map<number, HardState>();
   /** Snapshots accepted (payload streaming or staged) and not installed yet, by range. */
   private readonly pendingSnapshots = new Map<number, { bounds: RangeBounds; atMs: number }>();
+  /** Ranges whose replica is being destroyed: no replica of them is created until that is done. */
+  private readonly destroying = new Set<number>();
+  /** Ranges whose uninitialized replica is being loaded (createReplica in flight). */
+  private readonly uninitInFlight = new Set<number>();
+  /** Of those, the ones a split applied meanwhile creates: the loaded replica is discarded. */
+  private readonly splitClaimed = new Set<number>();
   /** Right sides of splits applied in the current turn, opened once its batch is written. */
   private splitsToOpen: Array<{ right: SplitRight; parentLeads: boolean }> = [];
   /** Replicas that may have a Ready: stepped, ticked, proposed to or read since their last turn. */
@@ -335,6 +341,11 @@ export class Node implements TransportHandler {
       sm,
       this.engine,
     );
+    if (!initialized && (this.splitClaimed.has(rangeId) || this.replicas.has(rangeId))) {
+      // A split created the range while this uninitialized replica was loading: keep the split's.
+      replica.close(new RangeNotFoundError(rangeId));
+      return this.replicas.get(rangeId) ?? replica;
+    }
     replica.prepareSnapshotViewAtOpen();
     this.replicas.set(d.rangeId, replica);
     this.dirty.add(replica);
@@ -358,11 +369,19 @@ export class Node implements TransportHandler {
    * split that creates the range, once this node applies it.
    */
   private async createReplica(rangeId: number): Promise<void> {
+    this.uninitInFlight.add(rangeId);
     try {
       await this.openReplica({ rangeId, uninitialized: true }, false);
       this.uninitializedHardStates.delete(rangeId); // the replica holds it now
       this.log.info({ rangeId }, 'created an uninitialized replica for a leader\'s message');
+    } catch (err) {
+      // A split that creates the range applied while this load read its state: the split's
+      // replica is the range's; what this load read may be half old, half new. Dropped.
+      if (!this.splitClaimed.has(rangeId)) throw err;
+      this.log.info({ rangeId, err: (err as Error).message }, 'uninitialized replica superseded by the split that creates the range');
     } finally {
+      this.uninitInFlight.delete(rangeId);
+      this.splitClaimed.delete(rangeId);
       const waiting = this.creating.get(rangeId) ?? [];
       this.creating.delete(rangeId);
       for (const { from, rm } of waiting) this.receive(from, [rm]);
@@ -374,6 +393,45 @@ export class Node implements TransportHandler {
     if (wake) r.quiesced = false;
     if (active) r.idleTicks = 0;
     this.dirty.add(r);
+  }
+
+  /** Replicas to destroy at the end of the next turn (replica GC). */
+  private readonly gcRequested = new Set<Replica>();
+
+  /**
+   * Replicas that may have been removed from their range while this node was away: initialized,
+   * awake, not leading, and silent from any leader for `silentMs`. The caller asks the range's
+   * leader for its descriptor and calls `collectReplica` if this node is not in it.
+   */
+  gcCandidates(silentMs: number, now = Date.now()): Array<{ rangeId: number; start: Buffer; epochVersion: number; confVersion: number }> {
+    const out: Array<{ rangeId: number; start: Buffer; epochVersion: number; confVersion: number }> = [];
+    for (const r of this.replicas.values()) {
+      if (!r.initialized || r.rangeId === META_RANGE_ID || r.quiesced || r.isLeader()) continue;
+      if (now - r.lastLeaderContactMs < silentMs) continue;
+      const b = r.sm.bounds;
+      out.push({ rangeId: r.rangeId, start: Buffer.from(b.start), epochVersion: b.epochVersion, confVersion: b.confVersion });
+    }
+    return out;
+  }
+
+  /**
+   * Destroys a replica the range's leader says is no longer a member (its descriptor, newer than
+   * ours, lacks this node): the removal happened while this node was away, so it never applied
+   * it. Refused (false) if the replica changed since the caller looked: its epoch moved on, or it
+   * heard from a leader (then it is not lost).
+   */
+  collectReplica(rangeId: number, seen: { epochVersion: number; confVersion: number }, leaderEpoch: { version: number; confVersion: number }): boolean {
+    const r = this.replicas.get(rangeId);
+    if (!r || !r.initialized || r.isLeader() || this.fatal || this.stopped || this.gcRequested.has(r)) return false;
+    const b = r.sm.bounds;
+    if (b.epochVersion !== seen.epochVersion || b.confVersion !== seen.confVersion) return false;
+    const newer = leaderEpoch.version > b.epochVersion || (leaderEpoch.version === b.epochVersion && leaderEpoch.confVersion > b.confVersion);
+    if (!newer) return false;
+    this.log.warn({ rangeId, local: { version: b.epochVersion, confVersion: b.confVersion }, leader: leaderEpoch }, 'replica GC: this node was removed from the range while away; destroying its replica');
+    this.gcRequested.add(r);
+    this.dirty.add(r);
+    this.schedule();
+    return true;
   }
 
   /** Replicas currently quiesced (for status and tests). */
@@ -480,6 +538,7 @@ export class Node implements TransportHandler {
       this.replicas.delete(right.rangeId);
       existing.close(new RangeNotFoundError(right.rangeId));
     }
+    if (this.uninitInFlight.has(right.rangeId)) this.splitClaimed.add(right.rangeId);
     this.uninitializedHardStates.delete(right.rangeId);
     if (!this.creating.has(right.rangeId)) this.creating.set(right.rangeId, []);
     this.splitsToOpen.push({ right, parentLeads: parent.isLeader() });
@@ -593,6 +652,7 @@ export class Node implements TransportHandler {
     for (const rm of messages) {
       if (rm.rangeId === NODE_BEAT_RANGE_ID) continue; // a liveness beat: hearing it is all it does
       const r = this.replicas.get(rm.rangeId);
+      if (!r && this.destroying.has(rm.rangeId)) continue; // its old state is being deleted; the sender retries
       // A range this node was removed from may have added it again: an uninitialized replica
       // (keeping the old term and vote) answers, and only a snapshot of a later membership than
       // the tombstone's initializes it (snapshotSink).
@@ -638,11 +698,20 @@ export class Node implements TransportHandler {
       // range keeps counting towards quiet.
       const t = rm.message.type;
       this.touch(r, !quiesce && t !== MessageType.HeartbeatResp, t !== MessageType.Heartbeat && t !== MessageType.HeartbeatResp);
+      let msg = rm.message;
+      if (!r.initialized && msg.type === MessageType.Heartbeat && msg.commit > r.storage.lastIndex()) {
+        // A leader that has not applied this node's removal yet still counts the old replica's
+        // log; the new, empty one must not be told to commit past what it holds.
+        msg = { ...msg, commit: r.storage.lastIndex() };
+      }
       try {
-        r.rawNode.step(rm.message);
+        r.rawNode.step(msg);
       } catch (err) {
         this.fail(err as Error, `stepping ${rm.message.type} from ${fromNode} on range ${rm.rangeId}`);
         return;
+      }
+      if ((t === MessageType.App || t === MessageType.Heartbeat || t === MessageType.Snap) && r.rawNode.basicStatus().leader === fromNode) {
+        r.lastLeaderContactMs = Date.now();
       }
       if (quiesce && rm.message.type === MessageType.Heartbeat) {
         // The leader is going quiet: follow it if we hold everything it has.
@@ -665,6 +734,7 @@ export class Node implements TransportHandler {
 
   snapshotSink(_fromNode: number, rangeId: number, message: Message): SnapshotSink {
     if (!message.snapshot) throw new TypeError('snapshotSink: not a Snap message');
+    if (this.destroying.has(rangeId)) throw new SnapshotRefusedError(rangeId, 'its previous replica here is still being deleted');
     // A snapshot from before this node's removal would replay the removal; the sender makes a
     // fresh one when this one is refused (see unreachable()).
     const tomb = this.tombstones.get(rangeId);
@@ -732,6 +802,7 @@ export class Node implements TransportHandler {
       }
       r.rawNode.tick();
       r.retryStalledReads(now, retryMs);
+      if (r.isLeader()) r.lastLeaderContactMs = now;
     }
     this.sendBeats();
     this.schedule();
@@ -788,6 +859,11 @@ export class Node implements TransportHandler {
   /** One turn: returns false when no replica had anything to do. */
   private async turn(): Promise<boolean> {
     if (this.stopped || this.fatal) return false;
+    // Replicas found to be left out of their range (replica GC) go first, between two turns.
+    for (const r of [...this.gcRequested]) {
+      this.gcRequested.delete(r);
+      if (this.replicas.get(r.rangeId) === r) await this.destroyReplica(r);
+    }
     const work: Array<[Replica, ReturnType<Replica['rawNode']['ready']>]> = [];
     const candidates = [...this.dirty];
     this.dirty.clear();
@@ -857,6 +933,7 @@ export class Node implements TransportHandler {
       else this.dirty.add(r);
     }
 
+
     await this.maybeSnapshot();
     return true;
   }
@@ -868,6 +945,15 @@ export class Node implements TransportHandler {
    * never overlap). A crash in between is finished at the next start.
    */
   private async destroyReplica(r: Replica): Promise<void> {
+    this.destroying.add(r.rangeId);
+    try {
+      await this.destroyReplicaState(r);
+    } finally {
+      this.destroying.delete(r.rangeId);
+    }
+  }
+
+  private async destroyReplicaState(r: Replica): Promise<void> {
     this.replicas.delete(r.rangeId);
     this.tombstones.set(r.rangeId, { removedAtIndex: r.appliedIndex });
     r.close(new RangeNotFoundError(r.rangeId));

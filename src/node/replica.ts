@@ -185,9 +185,11 @@ export class Replica {
   quiesced = false;
   /** Ticks since the range last did anything but heartbeat (the node quiesces it after a while). */
   idleTicks = 0;
+  /** When this replica last heard from (or was) its leader, ms: a long silence makes it a GC candidate. */
+  lastLeaderContactMs = Date.now();
 
   /** The LevelDB read view that outgoing snapshot payloads stream from, and its Raft snapshot index. */
-  private snapHandle: { readonly index: number; readonly view: DbSnapshot; readonly bounds: RangeBounds } | undefined;
+  private snapHandle: SnapshotHandle | undefined;
   /** A payload was asked for a snapshot we cannot stream: prepare a fresh one. */
   private freshSnapshotWanted = false;
 
@@ -500,10 +502,12 @@ export class Replica {
     const index = this.storage.snapshot().metadata.index;
     if (index === 0 || this.snapHandle?.index === index) return;
     const old = this.snapHandle;
+    if (old) old.retired = true;
     // The bounds are captured with the view: a split applied later must not change what this
     // snapshot's payload holds (its descriptor, in the Raft snapshot, has these bounds).
-    this.snapHandle = { index, view: this.engine.db.snapshot(), bounds: this.sm.bounds };
-    if (old) old.view.close().catch(() => undefined);
+    this.snapHandle = { index, view: this.engine.db.snapshot(), bounds: this.sm.bounds, readers: 0, retired: false };
+    // Payloads still streaming from the old view keep it open; the last one closes it.
+    if (old && old.readers === 0) old.view.close().catch(() => undefined);
   }
 
   /** The payload of the Raft snapshot `snap`, streamed from the view taken when it was created. */
@@ -513,17 +517,41 @@ export class Replica {
       this.freshSnapshotWanted = true;
       throw new SnapshotUnavailableError(this.rangeId, snap.metadata.index);
     }
-    return snapshotPayload(this.engine, h.view, this.rangeId, h.bounds, chunkBytes);
+    return readingFrom(h, snapshotPayload(this.engine, h.view, this.rangeId, h.bounds, chunkBytes));
   }
 
   /** Fails every waiter (shutdown). */
   close(err: Error): void {
     for (const w of this.proposals.values()) w.reject(err);
     this.proposals.clear();
-    if (this.snapHandle) this.snapHandle.view.close().catch(() => undefined);
+    if (this.snapHandle) {
+      this.snapHandle.retired = true;
+      if (this.snapHandle.readers === 0) this.snapHandle.view.close().catch(() => undefined);
+    }
     this.snapHandle = undefined;
     for (const r of [...this.readRounds.values()]) this.endRound(r, err);
     for (const c of this.queuedReads) c.reject(err);
     this.queuedReads = [];
+  }
+}
+
+/** A LevelDB read view for the payload of one Raft snapshot, and the payload streams reading it. */
+interface SnapshotHandle {
+  readonly index: number;
+  readonly view: DbSnapshot;
+  readonly bounds: RangeBounds;
+  readers: number;
+  /** A newer view replaced it: it closes when its last reader finishes. */
+  retired: boolean;
+}
+
+/** Counts a payload stream as a reader of `h` while it runs; closes a retired view after the last. */
+async function* readingFrom(h: SnapshotHandle, payload: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  h.readers++;
+  try {
+    yield* payload;
+  } finally {
+    h.readers--;
+    if (h.retired && h.readers === 0) h.view.close().catch(() => undefined);
   }
 }

@@ -5,7 +5,7 @@
 
 import { KvClient } from '../../src/client';
 import { PlacementClient, RangeInfoMsg } from '../../src/client/placement-client';
-import { ProcessCluster, cleanupClusters, clusterTest, waitFor } from './process-cluster';
+import { ProcessCluster, cleanupClusters, clusterTest, rawCall, waitFor } from './process-cluster';
 
 afterEach(cleanupClusters);
 
@@ -29,6 +29,7 @@ describe('the scheduler with real processes', () => {
           '--split-keys', '120',
           '--node-down-after-ms', '2000',
           '--replace-down-after-ms', '1000',
+          '--replica-gc-silent-ms', '1500',
         ],
       });
       const placement = new PlacementClient({ endpoints: () => c.endpoints(c.running()), deadlineMs: 5_000 });
@@ -80,6 +81,26 @@ describe('the scheduler with real processes', () => {
           'no range keeps a replica on dead node 4',
           async () => (await placement.listRanges()).every((r) => r.descriptor.replicas.every((x) => x.nodeId !== 4) && r.descriptor.replicas.length === 3),
           90_000,
+          250,
+        );
+
+        // 5. Node 4 comes back: the replicas replaced meanwhile are zombies (they never applied
+        //    their removal); replica GC asks each range's leader and destroys them.
+        await c.restart(4);
+        await waitFor('node 4 destroyed its stale replicas', () => c.logSinceStart(4).includes('replica GC: this node was removed from the range'), 60_000, 250);
+        await waitFor(
+          'every range node 4 hosts lists node 4 as a member',
+          async () => {
+            const st = await rawCall<{ ranges: Array<{ descriptor: { rangeId: number } }> }>(c.address(4), 'Admin', 'clusterStatus', {});
+            const map = new Map((await placement.listRanges()).map((r) => [r.descriptor.rangeId, r]));
+            const strays = st.ranges.filter((r) => r.descriptor.rangeId !== 0 && map.get(r.descriptor.rangeId)?.descriptor.replicas.some((x) => x.nodeId === 4) !== true);
+            if (strays.length > 0) {
+              const gc = c.logSinceStart(4).split('\n').filter((l) => l.includes('replica GC')).slice(-6).join('\n');
+              throw new Error(`node 4 hosts ranges placement does not place there: ${JSON.stringify(strays.map((r) => ({ local: r.descriptor, placed: map.get(r.descriptor.rangeId)?.descriptor })))}\n${gc}`);
+            }
+            return true;
+          },
+          60_000,
           250,
         );
       } finally {

@@ -152,3 +152,41 @@ describe('node: three replicas over the local transport', () => {
     expect((await r.sm.get(Buffer.from('first')))!.value.toString()).toBe('1');
   });
 });
+
+describe('node: replica GC', () => {
+  let c: TestCluster;
+  afterEach(async () => {
+    await c.stopAll();
+  });
+
+  it('a replica removed while its node was down is found silent, checked against the leader, and destroyed', async () => {
+    c = new TestCluster([1, 2, 3]);
+    await c.startAll();
+    await c.put('a', '1');
+    const leader = await c.leader();
+    const awayId = [...c.nodes.keys()].find((id) => id !== leader.nodeId)!;
+    await c.stop(awayId);
+    await leader.proposeConfChange(RANGE, { type: ConfChangeType.RemoveNode, nodeId: awayId, context: new Uint8Array(0) });
+    await c.put('b', '2');
+    const away = await c.start(awayId);
+    // Nobody talks to it any more: it stays initialized with its old membership, a zombie.
+    expect(away.replica(RANGE).confState.voters).toContain(awayId);
+    const candidates = await waitFor('the zombie to be a GC candidate', () => {
+      const cs = away.gcCandidates(300);
+      return cs.length > 0 ? cs : undefined;
+    });
+    expect(candidates.map((x) => x.rangeId)).toEqual([RANGE]);
+    // A member that hears its leader is never a candidate.
+    const healthy = [...c.nodes.values()].find((n) => n.nodeId !== awayId && !n.replica(RANGE).isLeader())!;
+    expect(healthy.gcCandidates(300)).toEqual([]);
+    // The leader's descriptor lacks the node and is newer: the replica goes, with a tombstone.
+    const l = await c.leader();
+    const lb = l.replica(RANGE).sm.bounds;
+    const seen = candidates[0]!;
+    expect(away.collectReplica(RANGE, seen, { version: lb.epochVersion, confVersion: seen.confVersion })).toBe(false); // not newer
+    expect(away.collectReplica(RANGE, seen, { version: lb.epochVersion, confVersion: lb.confVersion })).toBe(true);
+    await waitFor('the zombie destroyed', () => !away.replicas.has(RANGE) || undefined);
+    expect(away.isTombstoned(RANGE)).toBe(true);
+    await c.put('c', '3');
+  });
+});
