@@ -54,6 +54,7 @@ interface HeartbeatMsg {
   address: string;
   zone: string;
   replicaCount: number;
+  leaderCount: number;
   ranges: Array<{
     descriptor: RangeDescriptorMsg | null;
     leader: boolean;
@@ -165,6 +166,7 @@ export class PlacementService {
       address: req.address,
       zone: req.zone,
       replicaCount: req.replicaCount,
+      leaderCount: req.leaderCount,
       ranges: req.ranges
         .filter((r) => r.descriptor !== null)
         .map((r) => ({

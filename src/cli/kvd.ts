@@ -278,6 +278,7 @@ async function main(argv: string[]): Promise<void> {
       address: hb.address,
       zone: hb.zone,
       replicaCount: hb.replicaCount,
+      leaderCount: hb.leaderCount,
       ranges: hb.ranges.map((r) => ({ descriptor: descriptorToMsg(r.descriptor), leader: r.leaderNodeId === hb.nodeId, ...r.load })),
     });
   };

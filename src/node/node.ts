@@ -716,7 +716,10 @@ export class Node implements TransportHandler {
       if (quiesce && rm.message.type === MessageType.Heartbeat) {
         // The leader is going quiet: follow it if we hold everything it has.
         const st = r.rawNode.basicStatus();
-        if (st.leader === fromNode && st.term === rm.message.term && r.storage.lastIndex() === rm.message.commit) r.quiesced = true;
+        if (st.leader === fromNode && st.term === rm.message.term && r.storage.lastIndex() === rm.message.commit) {
+          r.quiesced = true;
+          r.quiescedLeader = fromNode;
+        }
       }
     }
     this.schedule();
@@ -788,7 +791,7 @@ export class Node implements TransportHandler {
     for (const r of this.replicas.values()) {
       if (r.quiesced) {
         // A quiet follower wakes when its leader's node falls silent (it may have died).
-        const leader = r.rawNode.basicStatus().leader;
+        const leader = r.quiescedLeader;
         if (leader !== this.opts.nodeId && now - (this.lastHeard.get(leader) ?? this.startedAtMs) > electionMs) this.touch(r, true);
         else continue;
       }
@@ -797,6 +800,7 @@ export class Node implements TransportHandler {
         // Instead of this tick's heartbeat, the last one, telling the followers to go quiet too.
         if (r.rawNode.quiesceHeartbeats(QUIESCE_CONTEXT)) {
           r.quiesced = true;
+          r.quiescedLeader = this.opts.nodeId;
           continue;
         }
       }

@@ -183,6 +183,8 @@ export class Replica {
   readsServed = 0;
   /** Not ticked (and its leader sends no heartbeats) until a message, proposal or read wakes it. */
   quiesced = false;
+  /** The leader when the range went quiet (this node, or the one whose liveness it watches). */
+  quiescedLeader = 0;
   /** Ticks since the range last did anything but heartbeat (the node quiesces it after a while). */
   idleTicks = 0;
   /** When this replica last heard from (or was) its leader, ms: a long silence makes it a GC candidate. */

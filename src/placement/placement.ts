@@ -24,6 +24,8 @@ export type { NodeRecord };
 
 export interface Heartbeat extends NodeRecord {
   readonly replicaCount: number;
+  /** Ranges the node leads (its report may list only those that changed). */
+  readonly leaderCount: number;
   /** Ranges the node leads, with their load. */
   readonly ranges: ReadonlyArray<RangeRecord & { readonly load: RangeLoad }>;
 }
@@ -57,7 +59,7 @@ export class Placement {
   async heartbeat(hb: Heartbeat): Promise<void> {
     const rec = await this.meta.putNode({ nodeId: hb.nodeId, address: hb.address, zone: hb.zone });
     if (rec.removed) return; // a removed node is not heard
-    this.lastSeen.set(hb.nodeId, { atMs: this.now(), replicaCount: hb.replicaCount, leaderCount: hb.ranges.length });
+    this.lastSeen.set(hb.nodeId, { atMs: this.now(), replicaCount: hb.replicaCount, leaderCount: hb.leaderCount });
     for (const r of hb.ranges) this.loads.set(r.descriptor.rangeId, r.load);
     // Most reports repeat what this leader already recorded: those cost no meta read or write.
     const changed = hb.ranges

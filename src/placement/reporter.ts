@@ -24,7 +24,14 @@ export function metaDescriptorOf(r: Replica): MetaDescriptor {
 }
 
 export class HeartbeatReporter {
-  private readonly previous = new Map<number, { atMs: number; applied: number; reads: number }>();
+  private readonly previous = new Map<number, { atMs: number; applied: number; reads: number; shape: string; fullAtMs: number }>();
+
+  /**
+   * A range that served nothing, changed nothing and kept its descriptor since its last report is
+   * reported again only this often (placement keeps its record and load meanwhile): a node
+   * leading 10,000 idle ranges sends almost nothing.
+   */
+  static readonly IDLE_REPORT_MS = 30_000;
 
   constructor(
     private readonly node: Node,
@@ -37,11 +44,19 @@ export class HeartbeatReporter {
     const now = Date.now();
     const ranges: Array<Heartbeat['ranges'][number]> = [];
     let replicaCount = 0;
+    let leaderCount = 0;
     for (const r of this.node.replicas.values()) {
       if (!r.initialized || r.rangeId === META_RANGE_ID) continue;
       replicaCount++;
-      if (!r.isLeader() || (only && !only.includes(r.rangeId))) continue;
+      if (!r.isLeader()) continue;
+      leaderCount++;
+      if (only && !only.includes(r.rangeId)) continue;
       const b = r.sm.bounds;
+      const prev = this.previous.get(r.rangeId);
+      const shape = `${b.epochVersion}.${b.confVersion}.${r.confState.learners.join(',')}`;
+      if (!only && prev && prev.shape === shape && prev.applied === r.appliedIndex && prev.reads === r.readsServed && now - prev.fullAtMs < HeartbeatReporter.IDLE_REPORT_MS) {
+        continue; // idle and unchanged: placement already has it
+      }
       const range = dataKeyRange(b.start, b.end, dataPrefixOf(r.rangeId));
       let bytes = 0;
       try {
@@ -49,7 +64,6 @@ export class HeartbeatReporter {
       } catch {
         bytes = 0; // the database is closing; the next report has it
       }
-      const prev = this.previous.get(r.rangeId);
       const secs = prev ? Math.max(0.001, (now - prev.atMs) / 1000) : 0;
       const st = r.rawNode.status();
       const caughtUpLearners = r.confState.learners.filter((id) => {
@@ -63,9 +77,9 @@ export class HeartbeatReporter {
         writesPerSecond: prev ? Math.max(0, r.appliedIndex - prev.applied) / secs : 0,
         readsPerSecond: prev ? Math.max(0, r.readsServed - prev.reads) / secs : 0,
       };
-      if (!only) this.previous.set(r.rangeId, { atMs: now, applied: r.appliedIndex, reads: r.readsServed });
+      if (!only) this.previous.set(r.rangeId, { atMs: now, applied: r.appliedIndex, reads: r.readsServed, shape, fullAtMs: now });
       ranges.push({ descriptor: metaDescriptorOf(r), leaderNodeId: this.node.nodeId, load });
     }
-    return { nodeId: this.node.nodeId, address: this.address, zone: this.zone, replicaCount, ranges };
+    return { nodeId: this.node.nodeId, address: this.address, zone: this.zone, replicaCount, leaderCount, ranges };
   }
 }
