@@ -437,8 +437,7 @@ export class KvClient {
     return new UnavailableError(err.message);
   }
 
-  /** Writes whose first re-route after a KeyNotInRange/RangeNotFound was immediate (later ones back off). */
-  private readonly retriedRouteOnce = new Set<number>();
+
 
   private inflightWrites = 0;
   private readonly writeSlotWaiters: Array<() => void> = [];
@@ -477,7 +476,6 @@ export class KvClient {
       return await this.attemptWith(method, body, isWrite, sequence, deadline);
     } finally {
       if (isWrite) this.unanswered.delete(sequence);
-      this.retriedRouteOnce.delete(sequence);
     }
   }
 
@@ -492,6 +490,8 @@ export class KvClient {
     /** Whether some attempt may have reached a leader and been proposed. */
     let mayHaveApplied = false;
     let lastError: Error | undefined;
+    /** The first re-route after KeyNotInRange/RangeNotFound is immediate; later ones back off. */
+    let rerouted = false;
     const key = (body as { key: Buffer }).key;
     for (;;) {
       const cr = await this.routeFor(key, deadline);
@@ -521,8 +521,8 @@ export class KvClient {
         retryNow =
           (err.notLeader !== undefined && after !== undefined && after !== before) ||
           err.epochNotMatch !== undefined ||
-          (cr !== undefined && (err.keyNotInRange !== undefined || err.rangeNotFound !== undefined) && !this.retriedRouteOnce.has(sequence));
-        if (cr && (err.keyNotInRange || err.rangeNotFound)) this.retriedRouteOnce.add(sequence);
+          (cr !== undefined && (err.keyNotInRange !== undefined || err.rangeNotFound !== undefined) && !rerouted);
+        if (cr && (err.keyNotInRange || err.rangeNotFound)) rerouted = true;
       } catch (e) {
         const se = e as grpc.ServiceError;
         if (DEFINITE_STATUSES.has(se.code)) throw new InvalidRequestError(se.details ?? se.message);

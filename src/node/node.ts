@@ -53,6 +53,7 @@ import {
   boundsOf,
   boundsOverlap,
   encodeDescriptor,
+  keyInRange,
   snapshotDescriptor,
 } from './replica';
 import { decodeHardState, encodeHardState } from '../storage/codec';
@@ -468,7 +469,7 @@ export class Node implements TransportHandler {
   /** The initialized user range here that holds `key`, if any. */
   rangeForKey(key: Uint8Array): Replica | undefined {
     for (const r of this.replicas.values()) {
-      if (r.initialized && r.rangeId !== META_RANGE_ID && keyInRangeBounds(key, r.sm.bounds)) return r;
+      if (r.initialized && r.rangeId !== META_RANGE_ID && keyInRange(key, r.sm.bounds)) return r;
     }
     return undefined;
   }
@@ -488,7 +489,7 @@ export class Node implements TransportHandler {
     const b = r.sm.bounds;
     const version = epochVersion ?? b.epochVersion;
     if (version !== b.epochVersion) throw new SplitRefusedError(rangeId, `its epoch version is ${b.epochVersion}, not ${version}`);
-    if (splitKey.length === 0 || Buffer.compare(splitKey, b.start) <= 0 || !keyInRangeBounds(splitKey, b)) {
+    if (splitKey.length === 0 || Buffer.compare(splitKey, b.start) <= 0 || !keyInRange(splitKey, b)) {
       throw new SplitRefusedError(rangeId, `split key ${Buffer.from(splitKey).toString('hex')} is not strictly inside the range`);
     }
     this.touch(r, true);
@@ -1027,11 +1028,6 @@ export class Node implements TransportHandler {
     for (const r of this.replicas.values()) r.close(new NodeStoppedError());
     await this.engine.close();
   }
-}
-
-function keyInRangeBounds(key: Uint8Array, b: RangeBounds): boolean {
-  if (Buffer.compare(key, b.start) < 0) return false;
-  return b.end.length === 0 || Buffer.compare(key, b.end) < 0;
 }
 
 /** Every key of a group but its hard state (kept by a tombstone). */

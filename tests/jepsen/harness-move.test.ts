@@ -10,15 +10,9 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { jepsenRun, leftovers, removeRun, results, summary } from './harness-run';
+import { RangeRow, jepsenRun, jsonlObjects, leftovers, rangesWithOperations, removeRun, results, summary } from './harness-run';
 
 const SECONDS = Number(process.env.KV_JEPSEN_SECONDS ?? 12);
-
-interface RangeRow {
-  readonly rangeId: number;
-  readonly start: string;
-  readonly end: string;
-}
 
 interface NodeShare {
   readonly replicas: number;
@@ -62,26 +56,6 @@ interface NemesisLine {
   readonly detail: Record<string, unknown>;
 }
 
-function lines<T>(path: string): T[] {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as T);
-}
-
-/** The ranges of `ranges` (by id) that hold a key of some operation in the run's history. */
-function rangesWithOperations(dir: string, ranges: readonly RangeRow[]): number[] {
-  const keys = new Set(lines<{ key: string }>(join(dir, 'history.jsonl')).map((o) => o.key));
-  const hit = new Set<number>();
-  for (const key of keys) {
-    const k = Buffer.from(key, 'utf8');
-    const r = ranges.find((x) => Buffer.compare(k, Buffer.from(x.start, 'utf8')) >= 0 && (x.end === '' || Buffer.compare(k, Buffer.from(x.end, 'utf8')) < 0));
-    if (!r) throw new Error(`no range of placement's map holds key ${key}: ${JSON.stringify(ranges)}`);
-    hit.add(r.rangeId);
-  }
-  return [...hit].sort((a, b) => a - b);
-}
-
 describe('jepsen: the move nemesis (the placement scheduler drains nodes) is linearizable and recovers', () => {
   test('move / register over 8 pre-split ranges', async () => {
     const run = await jepsenRun('move-register', ['--nemesis', 'move', '--workload', 'register', '--pre-split', '8', '--time', String(SECONDS)], 150_000);
@@ -105,7 +79,7 @@ describe('jepsen: the move nemesis (the placement scheduler drains nodes) is lin
     expect({ rangesWithOps: hit.length >= 4, hit, why }).toEqual({ rangesWithOps: true, hit, why });
 
     // The drains, as the nemesis recorded them from placement's map.
-    const events = lines<NemesisLine>(join(run.dir, 'nemesis.jsonl'));
+    const events = jsonlObjects<NemesisLine>(join(run.dir, 'nemesis.jsonl'));
     const starts = events.filter((e) => e.nemesis === 'move' && e.event === 'start');
     const stops = events.filter((e) => e.nemesis === 'move' && e.event === 'stop').map((e) => e.detail as unknown as MoveStop);
     expect({ windows: starts.length > 0 && stops.length === starts.length, starts, stops, why }).toEqual({ windows: true, starts, stops, why });

@@ -6,6 +6,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { jsonlLines, parseObjectLine } from '../../scripts/jepsen/checker/jsonl';
 
 export const REPO = resolve(__dirname, '..', '..');
 const RUN_SH = join(REPO, 'scripts', 'jepsen', 'run.sh');
@@ -98,4 +99,29 @@ export async function leftovers(prefix: string): Promise<string[]> {
     });
   const names = `${await list(['netns', 'list'])}\n${await list(['-o', 'link', 'show'])}`;
   return names.split('\n').filter((l) => l.includes(`${prefix}-`));
+}
+
+/** A range of placement's map as run.json records it (printable bounds; '' end = keyspace end). */
+export interface RangeRow {
+  readonly rangeId: number;
+  readonly start: string;
+  readonly end: string;
+}
+
+/** The objects of a run's JSON-lines file (history.jsonl, nemesis.jsonl), read with the checker's reader. */
+export function jsonlObjects<T>(path: string): T[] {
+  return jsonlLines(readFileSync(path, 'utf8')).map((text, i) => parseObjectLine(path, text, i + 1) as unknown as T);
+}
+
+/** The ranges of `ranges` (by id) that hold a key of some operation in the run's history. */
+export function rangesWithOperations(dir: string, ranges: readonly RangeRow[]): number[] {
+  const keys = new Set(jsonlObjects<{ key: string }>(join(dir, 'history.jsonl')).map((o) => o.key));
+  const hit = new Set<number>();
+  for (const key of keys) {
+    const k = Buffer.from(key, 'utf8');
+    const r = ranges.find((x) => Buffer.compare(k, Buffer.from(x.start, 'utf8')) >= 0 && (x.end === '' || Buffer.compare(k, Buffer.from(x.end, 'utf8')) < 0));
+    if (!r) throw new Error(`no range of placement's map holds key ${key}: ${JSON.stringify(ranges)}`);
+    hit.add(r.rangeId);
+  }
+  return [...hit].sort((a, b) => a - b);
 }

@@ -7,15 +7,9 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { JepsenRun, jepsenRun, leftovers, removeRun, results, summary } from './harness-run';
+import { JepsenRun, RangeRow, jepsenRun, jsonlObjects, leftovers, rangesWithOperations, removeRun, results, summary } from './harness-run';
 
 const SECONDS = Number(process.env.KV_JEPSEN_SECONDS ?? 12);
-
-interface RangeRow {
-  readonly rangeId: number;
-  readonly start: string;
-  readonly end: string;
-}
 
 interface SplitRunSummary {
   /** Placement's range map after the final reads, or why it could not be read. */
@@ -25,26 +19,6 @@ interface SplitRunSummary {
 
 function runJson(run: JepsenRun): SplitRunSummary {
   return JSON.parse(readFileSync(join(run.dir, 'run.json'), 'utf8')) as SplitRunSummary;
-}
-
-function lines<T>(path: string): T[] {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as T);
-}
-
-/** The ranges of `ranges` (by id) that hold a key of some operation in the run's history. */
-function rangesWithOperations(run: JepsenRun, ranges: readonly RangeRow[]): number[] {
-  const keys = new Set(lines<{ key: string }>(join(run.dir, 'history.jsonl')).map((o) => o.key));
-  const hit = new Set<number>();
-  for (const key of keys) {
-    const k = Buffer.from(key, 'utf8');
-    const r = ranges.find((x) => Buffer.compare(k, Buffer.from(x.start, 'utf8')) >= 0 && (x.end === '' || Buffer.compare(k, Buffer.from(x.end, 'utf8')) < 0));
-    if (!r) throw new Error(`no range of placement's map holds key ${key}: ${JSON.stringify(ranges)}`);
-    hit.add(r.rangeId);
-  }
-  return [...hit].sort((a, b) => a - b);
 }
 
 /** Runs run.sh, checks validity, recovery and cleanup; returns placement's final range map. */
@@ -66,14 +40,14 @@ async function validRun(name: string, args: readonly string[]): Promise<{ run: J
 describe('jepsen: short runs over many ranges are linearizable and recover', () => {
   test('split / register: ranges split continuously under the workload', async () => {
     const { run, ranges, why } = await validRun('split-register', ['--nemesis', 'split', '--workload', 'register']);
-    const stops = lines<{ nemesis: string; event: string; detail: { splits?: number } }>(join(run.dir, 'nemesis.jsonl')).filter(
+    const stops = jsonlObjects<{ nemesis: string; event: string; detail: { splits?: number } }>(join(run.dir, 'nemesis.jsonl')).filter(
       (e) => e.nemesis === 'split' && e.event === 'stop',
     );
     expect({ windows: stops.length > 0, why }).toEqual({ windows: true, why });
     const splits = stops.reduce((n, e) => n + (e.detail.splits ?? 0), 0);
     expect({ splits: splits > 0, why }).toEqual({ splits: true, why });
     expect(ranges.length).toBeGreaterThan(1);
-    expect({ rangesWithOps: rangesWithOperations(run, ranges).length >= 2, ranges, why }).toEqual({ rangesWithOps: true, ranges, why });
+    expect({ rangesWithOps: rangesWithOperations(run.dir, ranges).length >= 2, ranges, why }).toEqual({ rangesWithOps: true, ranges, why });
     removeRun(run);
   }, 180_000);
 
@@ -81,7 +55,7 @@ describe('jepsen: short runs over many ranges are linearizable and recover', () 
     const { run, ranges, why } = await validRun('presplit-register', ['--nemesis', 'partition-random-halves', '--workload', 'register', '--pre-split', '8']);
     expect(runJson(run).preSplit?.keys).toHaveLength(7);
     expect(ranges.length).toBeGreaterThanOrEqual(8);
-    const hit = rangesWithOperations(run, ranges);
+    const hit = rangesWithOperations(run.dir, ranges);
     expect({ rangesWithOps: hit.length >= 8, hit, ranges, why }).toEqual({ rangesWithOps: true, hit, ranges, why });
     removeRun(run);
   }, 180_000);
