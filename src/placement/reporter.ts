@@ -53,7 +53,11 @@ export class HeartbeatReporter {
       if (only && !only.includes(r.rangeId)) continue;
       const b = r.sm.bounds;
       const prev = this.previous.get(r.rangeId);
-      const shape = `${b.epochVersion}.${b.confVersion}.${r.confState.learners.join(',')}`;
+      // Which learners have caught up is part of what placement must hear at once: the scheduler
+      // promotes a learner only once placement sees it caught up, and an idle range would
+      // otherwise tell it only at the next full report.
+      const caughtUpLearners = r.confState.learners.length === 0 ? [] : this.caughtUpLearners(r);
+      const shape = `${b.epochVersion}.${b.confVersion}.${r.confState.learners.join(',')}.${caughtUpLearners.join(',')}`;
       if (!only && prev && prev.shape === shape && prev.applied === r.appliedIndex && prev.reads === r.readsServed && now - prev.fullAtMs < HeartbeatReporter.IDLE_REPORT_MS) {
         continue; // idle and unchanged: placement already has it
       }
@@ -65,11 +69,6 @@ export class HeartbeatReporter {
         bytes = 0; // the database is closing; the next report has it
       }
       const secs = prev ? Math.max(0.001, (now - prev.atMs) / 1000) : 0;
-      const st = r.rawNode.status();
-      const caughtUpLearners = r.confState.learners.filter((id) => {
-        const p = st.progress?.get(id);
-        return p !== undefined && p.state === 'Replicate' && p.match + 100 >= st.commit;
-      });
       const load = {
         approximateBytes: bytes,
         approximateKeys: r.sm.keyCount,
@@ -81,5 +80,14 @@ export class HeartbeatReporter {
       ranges.push({ descriptor: metaDescriptorOf(r), leaderNodeId: this.node.nodeId, load });
     }
     return { nodeId: this.node.nodeId, address: this.address, zone: this.zone, replicaCount, leaderCount, ranges };
+  }
+
+  /** The learners of a range led here that replicate normally and are within 100 entries of the commit index. */
+  private caughtUpLearners(r: Replica): number[] {
+    const st = r.rawNode.status();
+    return r.confState.learners.filter((id) => {
+      const p = st.progress?.get(id);
+      return p !== undefined && p.state === 'Replicate' && p.match + 100 >= st.commit;
+    });
   }
 }

@@ -57,16 +57,38 @@ describe('the scheduler with real processes', () => {
         // 2. Two nodes join; replicas and leaders move onto them until counts are balanced.
         await c.addNode(4);
         await c.addNode(5);
-        await waitFor(
-          'replicas balanced over 5 nodes',
-          async () => {
-            const per = replicasPerNode(await placement.listRanges());
-            const counts = [1, 2, 3, 4, 5].map((id) => per.get(id) ?? 0);
-            return Math.min(...counts) > 0 && Math.max(...counts) - Math.min(...counts) <= 2;
-          },
-          90_000,
-          250,
-        );
+        // Replica counts per node over time, quoted if balancing does not converge.
+        const seen: string[] = [];
+        let last = '';
+        const started = Date.now();
+        try {
+          await waitFor(
+            'replicas balanced over 5 nodes',
+            async () => {
+              const ranges = await placement.listRanges();
+              const per = replicasPerNode(ranges);
+              const counts = [1, 2, 3, 4, 5].map((id) => per.get(id) ?? 0);
+              const line = `${ranges.length} ranges, replicas per node ${counts.join(' ')}`;
+              if (line !== last) seen.push(`+${((Date.now() - started) / 1000).toFixed(1)}s ${line}`);
+              last = line;
+              return Math.min(...counts) > 0 && Math.max(...counts) - Math.min(...counts) <= 2;
+            },
+            90_000,
+            250,
+          );
+        } catch (err) {
+          const ranges = await placement.listRanges().catch(() => []);
+          const detail = ranges.map((r) => {
+            const d = r.descriptor;
+            const replicas = d.replicas.map((x) => `${x.nodeId}${x.role === 2 ? 'L' : ''}`).join(',');
+            return `r${d.rangeId} v${d.epoch.version}/${d.epoch.confVersion} leader ${r.leader?.nodeId ?? '-'} replicas ${replicas}`;
+          });
+          const ops = c
+            .running()
+            .flatMap((id) => c.logSinceStart(id).split('\n').filter((l) => l.includes('"component":"scheduler"') && !l.includes('operator step executed')).slice(-15));
+          (err as Error).message += `\ncounts seen:\n${seen.join('\n')}\nranges at the end:\n${detail.join('\n')}\nscheduler log:\n${ops.join('\n')}`;
+          throw err;
+        }
 
         // 3. Drain node 5, then remove it.
         await placement.drainNode(5);
