@@ -717,7 +717,9 @@ export class Node implements TransportHandler {
       if (quiesce && rm.message.type === MessageType.Heartbeat) {
         // The leader is going quiet: follow it if we hold everything it has.
         const st = r.rawNode.basicStatus();
-        if (st.leader === fromNode && st.term === rm.message.term && r.storage.lastIndex() === rm.message.commit) {
+        // Not while reads wait here: a quiet replica does not tick, so a read round whose answer
+        // was lost would never be asked again.
+        if (st.leader === fromNode && st.term === rm.message.term && r.storage.lastIndex() === rm.message.commit && r.pendingReads() === 0) {
           r.quiesced = true;
           r.quiescedLeader = fromNode;
         }
@@ -793,7 +795,8 @@ export class Node implements TransportHandler {
       if (r.quiesced) {
         // A quiet follower wakes when its leader's node falls silent (it may have died).
         const leader = r.quiescedLeader;
-        if (leader !== this.opts.nodeId && now - (this.lastHeard.get(leader) ?? this.startedAtMs) > electionMs) this.touch(r, true);
+        // A quiet replica with reads waiting (none should be) wakes too: only ticks retry them.
+        if (r.pendingReads() > 0 || (leader !== this.opts.nodeId && now - (this.lastHeard.get(leader) ?? this.startedAtMs) > electionMs)) this.touch(r, true);
         else continue;
       }
       this.dirty.add(r);
@@ -807,10 +810,25 @@ export class Node implements TransportHandler {
       }
       r.rawNode.tick();
       r.retryStalledReads(now, retryMs);
+      if (r.pendingReads() > 0) this.logSlowReads(r, now, 5 * retryMs);
       if (r.isLeader()) r.lastLeaderContactMs = now;
     }
     this.sendBeats();
     this.schedule();
+  }
+
+  /** Warns once per read round that has waited more than `afterMs`, with what the replica knows. */
+  private logSlowReads(r: Replica, now: number, afterMs: number): void {
+    const slow = r.slowReads(now, afterMs);
+    if (slow.length === 0) return;
+    const st = r.rawNode.status();
+    const progress = st.progress ? Object.fromEntries([...st.progress].map(([id, p]) => [id, `${p.state}:${p.match}`])) : undefined;
+    for (const s of slow) {
+      this.log.warn(
+        { rangeId: r.rangeId, ...s, applied: r.appliedIndex, commit: st.commit, lastIndex: r.storage.lastIndex(), term: st.term, state: st.state, leader: st.leader, progress },
+        'slow linearizable read: still waiting',
+      );
+    }
   }
 
   /** One liveness beat to every node this node shares a range with, per heartbeat interval. */

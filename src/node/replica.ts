@@ -160,6 +160,8 @@ interface ReadRound {
   readonly startedAtMs: number;
   /** Set once the read index is known. */
   index?: number;
+  /** Whether a slow-read warning was logged for it already. */
+  reportedSlow?: boolean;
 }
 
 export class Replica {
@@ -428,6 +430,20 @@ export class Replica {
     let n = this.queuedReads.length;
     for (const r of this.readRounds.values()) n += r.callers.length;
     return n;
+  }
+
+  /**
+   * Read rounds waiting longer than `afterMs` (each reported once): with the replica's Raft state,
+   * so that a read that never completes says why in the log.
+   */
+  slowReads(nowMs: number, afterMs: number): Array<{ waitingMs: number; callers: number; readIndex: number | undefined }> {
+    const out: Array<{ waitingMs: number; callers: number; readIndex: number | undefined }> = [];
+    for (const round of this.readRounds.values()) {
+      if (round.reportedSlow || nowMs - round.startedAtMs <= afterMs) continue;
+      round.reportedSlow = true;
+      out.push({ waitingMs: nowMs - round.startedAtMs, callers: round.callers.length, readIndex: round.index });
+    }
+    return out;
   }
 
   /**

@@ -321,6 +321,8 @@ export class ProcessCluster {
   readonly dir: string;
   readonly nodes = new Map<number, NodeProc>();
   private readonly initialMembers: number[];
+  /** Set when a test failed: destroy() keeps the directory (logs and data) instead of removing it. */
+  keepForInspection = false;
 
   private constructor(readonly opts: ClusterOptions) {
     this.dir = mkdtempSync(join(tmpdir(), `rangekv-it-${opts.name}-`));
@@ -562,8 +564,8 @@ export class ProcessCluster {
       }
     }
     await Promise.all(exits);
-    if (process.env.KV_IT_KEEP === '1') {
-      process.stderr.write(`integration: kept ${this.dir} (KV_IT_KEEP=1)\n`);
+    if (process.env.KV_IT_KEEP === '1' || this.keepForInspection) {
+      process.stderr.write(`integration: kept ${this.dir} (${this.keepForInspection ? 'the test failed' : 'KV_IT_KEEP=1'})\n`);
     } else {
       rmSync(this.dir, { recursive: true, force: true });
     }
@@ -621,6 +623,8 @@ export function clusterTest(name: string, body: () => Promise<void>, timeoutMs: 
         const e = err instanceof Error ? err : new Error(String(err));
         const logs = describeClusters();
         if (logs) e.message += `\n\n===== kvd logs at the failure =====\n${logs}`;
+        // The whole logs and data directories stay for a post-mortem (their path is printed).
+        for (const c of live) c.keepForInspection = true;
         throw e;
       } finally {
         clearTimeout(timer);

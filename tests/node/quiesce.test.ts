@@ -3,6 +3,7 @@
 // ranges cost the transport one liveness beat per peer per heartbeat interval, not one message
 // per range.
 import { Node, NODE_BEAT_RANGE_ID } from '../../src/node';
+import { MessageType } from '../../src/raft';
 import type { RangeMessage, TransportHandler } from '../../src/transport';
 import { NodeCluster, waitFor } from './fixture';
 
@@ -46,6 +47,29 @@ describe('node: quiescing idle ranges', () => {
     const next = await waitFor('a new leader', () => [...c.nodes.values()].find((n) => n.replica(RANGE).isLeader()), 10_000);
     expect(next.nodeId).not.toBe(old.nodeId);
     await c.put('c', '3', RANGE);
+  });
+
+  it('a follower whose read answer was lost does not go quiet with the read waiting: the read is asked again', async () => {
+    // The leader goes quiet again (3 ticks) well before the follower would ask again (an
+    // election timeout, 10 ticks): a follower that followed it into quiet would never tick, and
+    // its read would wait forever.
+    c = new NodeCluster([1, 2, 3], { quiesceAfterTicks: 3, electionTicks: 10 });
+    await c.startAll();
+    await c.put('a', '1', RANGE);
+    await waitFor('every replica quiesced', () => allQuiesced(c.nodes.values()));
+    const follower = [...c.nodes.values()].find((n) => !n.replica(RANGE).isLeader())!;
+    const handler = follower as unknown as TransportHandler;
+    const original = handler.receive.bind(handler);
+    let dropped = 0;
+    handler.receive = (from: number, msgs: readonly RangeMessage[]): void => {
+      const kept = msgs.filter((m) => !(m.rangeId === RANGE && m.message.type === MessageType.ReadIndexResp && dropped++ === 0));
+      original(from, kept);
+    };
+    const read = c.readBarrier(follower, RANGE);
+    const outcome = await Promise.race([read.then(() => 'served'), new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5_000))]);
+    handler.receive = original;
+    expect(dropped).toBeGreaterThanOrEqual(1);
+    expect(outcome).toBe('served');
   });
 
   it('twenty quiet ranges cost the transport only node beats', async () => {
