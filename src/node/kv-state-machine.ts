@@ -98,6 +98,11 @@ function encodeSession(s: Session): Buffer {
   return sealRecord(b);
 }
 
+/** Ranges with fewer keys count every new key exactly (see KvStateMachine.countIfNew). */
+const KEY_COUNT_EXACT_BELOW = 4096;
+/** Past that, one put in this many (2^3: see countIfNew) is checked for being a new key. */
+const KEY_COUNT_SAMPLE = 8;
+
 export class KvStateMachine {
   private readonly sessionWindow: number;
   private readonly sessionTtlMs: number;
@@ -113,7 +118,8 @@ export class KvStateMachine {
   readonly prefix: number;
   /**
    * Keys in the range, kept up to date by apply (approximate: reset from a count at start, after
-   * a snapshot install and after a split). Reported to placement for split decisions.
+   * a snapshot install and after a split; puts into a range past KEY_COUNT_EXACT_BELOW keys are
+   * sampled). Reported to placement for split decisions.
    */
   keyCount = 0;
 
@@ -282,6 +288,22 @@ export class KvStateMachine {
     return result;
   }
 
+  /**
+   * Counts a put of `key` at `index` if the key is new. A put reads nothing else, and the read
+   * costs more than the rest of its apply: below KEY_COUNT_EXACT_BELOW keys every put is checked,
+   * above it one in KEY_COUNT_SAMPLE (chosen by log index, so every replica counts alike) and counts for
+   * that many — an unbiased estimate, which is all a split decision needs.
+   */
+  private countIfNew(key: Uint8Array, index: number): void {
+    if (this.keyCount < KEY_COUNT_EXACT_BELOW) {
+      if (this.read(key) === undefined) this.keyCount++;
+    } else if (Math.imul(index, 0x9e3779b1) >>> 29 === 0 && this.read(key) === undefined) {
+      // The top 3 bits of a multiplicative hash of the index: one index in 8, with no period
+      // that a workload alternating new keys and overwrites could line up with.
+      this.keyCount += KEY_COUNT_SAMPLE;
+    }
+  }
+
   private execute(batch: WriteBatch, index: number, cmd: Command): CommandResult {
     if (cmd.epochVersion !== this.bounds.epochVersion) return { status: CommandStatus.EpochNotMatch, results: [] };
     for (const op of cmd.ops) {
@@ -291,7 +313,7 @@ export class KvStateMachine {
     for (const op of cmd.ops) {
       switch (op.kind) {
         case OpKind.Put:
-          if (this.read(op.key) === undefined) this.keyCount++;
+          this.countIfNew(op.key, index);
           this.write(batch, op.key, op.value, index);
           results.push({ kind: OpKind.Put, version: index });
           break;
