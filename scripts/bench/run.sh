@@ -278,6 +278,12 @@ for w in ${workloads//,/ }; do
   done
 done
 load_report end | tee -a "$out/load.txt"
+if has rangekv || has rangekv-mux; then
+  # Ranges change what a put costs (one Raft group each; the scheduler splits by load too, see
+  # kvd --split-qps): the count at the end goes with the figures.
+  { echo "RangeKV ranges at the end (kvctl ranges; kvd args: ${kvd_args[*]:-none}):"
+    node "$root/bin/kvctl" --endpoints "$rkv_eps" ranges || echo "(kvctl ranges failed)"; } | tee -a "$out/ranges.txt"
+fi
 
 echo
 node "$bench_js" compare "$results" | tee "$out/table.txt"

@@ -15,7 +15,7 @@ import { DEFAULT_SCHEDULER_CONFIG, HeartbeatReporter, Placement, SchedulerDriver
 import type { Heartbeat, OperatorStep, RangeInfo } from '../placement';
 import { Node } from '../node';
 import { StorageError } from '../storage';
-import { GrpcTransport, TransportFailpoints, raftServerOptions } from '../transport';
+import { GRPC_COMMON_OPTIONS, GrpcTransport, TransportFailpoints, raftServerOptions } from '../transport';
 
 interface KvdOptions {
   id: number;
@@ -41,6 +41,7 @@ interface KvdOptions {
   replaceDownAfterMs: number;
   splitKeys: number;
   splitBytes: number;
+  splitQps: number;
   scheduleIntervalMs: number;
   schedule: boolean;
   learners: 'none' | 'zones-without-voter';
@@ -52,6 +53,14 @@ function positiveInt(name: string) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
+    return n;
+  };
+}
+
+function nonNegativeInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got '${v}'`);
     return n;
   };
 }
@@ -142,6 +151,9 @@ function program(): Command {
       new Option('--split-bytes <n>', 'the scheduler splits a range this large on disk, bytes').env('KV_SPLIT_BYTES').default(DEFAULT_SCHEDULER_CONFIG.splitSizeBytes).argParser(positiveInt('--split-bytes')),
     )
     .addOption(
+      new Option('--split-qps <n>', 'the scheduler splits a range serving this many reads and writes per second; 0: never by load').env('KV_SPLIT_QPS').default(DEFAULT_SCHEDULER_CONFIG.splitQps).argParser(nonNegativeInt('--split-qps')),
+    )
+    .addOption(
       new Option('--schedule-interval-ms <ms>', 'interval of the scheduler\'s rounds on the placement leader, milliseconds').env('KV_SCHEDULE_INTERVAL_MS').default(1000).argParser(positiveInt('--schedule-interval-ms')),
     )
     .addOption(
@@ -177,7 +189,13 @@ async function main(argv: string[]): Promise<void> {
     learners: o.learners,
     voterZones: o.voterZones ? o.voterZones.split(',').map((z) => z.trim()).filter(Boolean) : undefined,
   };
-  const schedulerConfig = { downReplaceAfterMs: o.replaceDownAfterMs, splitKeys: o.splitKeys, splitSizeBytes: o.splitBytes };
+  const schedulerConfig = {
+    downReplaceAfterMs: o.replaceDownAfterMs,
+    splitKeys: o.splitKeys,
+    splitSizeBytes: o.splitBytes,
+    // 0 turns load-based splits off: no range ever serves that much.
+    splitQps: o.splitQps === 0 ? Number.MAX_SAFE_INTEGER : o.splitQps,
+  };
   try {
     validateRules(rules);
     resolveSchedulerConfig(schedulerConfig);
@@ -209,6 +227,7 @@ async function main(argv: string[]): Promise<void> {
 
   const raftOpts = raftServerOptions();
   const server = new grpc.Server({
+    ...GRPC_COMMON_OPTIONS,
     ...raftOpts,
     // Client requests up to the 4 MiB limit are checked by the API (INVALID_ARGUMENT); the
     // transport's batches need a little more.
