@@ -5,6 +5,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_LOADER_OPTIONS, findProtoRoot } from '../transport/proto';
 
+export { GRPC_COMMON_OPTIONS } from '../transport/proto';
+
 /** The repository's proto/ directory. */
 export function protoDir(): string {
   return findProtoRoot();

@@ -2,7 +2,7 @@
 // calls that must run on a range's leader follow NotLeader answers like the KV client does.
 
 import * as grpc from '@grpc/grpc-js';
-import { apiPackageDefinition } from '../api/proto';
+import { GRPC_COMMON_OPTIONS, apiPackageDefinition } from '../api/proto';
 import type { RangeDescriptorMsg, RoutingErrorMsg } from '../api/messages';
 import { ClientError, IndeterminateError, InvalidRequestError, UnavailableError } from './errors';
 
@@ -83,7 +83,7 @@ interface AdminStub extends grpc.Client {
 
 export class AdminClient {
   private readonly stubs = new Map<string, AdminStub>();
-  private readonly Stub: new (address: string, creds: grpc.ChannelCredentials) => AdminStub;
+  private readonly Stub: new (address: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => AdminStub;
 
   constructor(
     private readonly endpoints: readonly string[],
@@ -91,7 +91,7 @@ export class AdminClient {
   ) {
     if (endpoints.length === 0) throw new InvalidRequestError('endpoints: at least one host:port is required');
     const pkg = grpc.loadPackageDefinition(apiPackageDefinition()) as unknown as {
-      rangekv: { v1: { Admin: new (address: string, creds: grpc.ChannelCredentials) => AdminStub } };
+      rangekv: { v1: { Admin: new (address: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => AdminStub } };
     };
     this.Stub = pkg.rangekv.v1.Admin;
   }
@@ -99,7 +99,7 @@ export class AdminClient {
   private stub(address: string): AdminStub {
     let s = this.stubs.get(address);
     if (!s) {
-      s = new this.Stub(address, grpc.credentials.createInsecure());
+      s = new this.Stub(address, grpc.credentials.createInsecure(), GRPC_COMMON_OPTIONS);
       this.stubs.set(address, s);
     }
     return s;

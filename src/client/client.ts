@@ -7,7 +7,7 @@
 
 import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { apiPackageDefinition } from '../api/proto';
+import { GRPC_COMMON_OPTIONS, apiPackageDefinition } from '../api/proto';
 import type { RangeDescriptorMsg, ResponseHeaderMsg, RoutingErrorMsg } from '../api/messages';
 import { ClientError, IndeterminateError, InvalidRequestError, UnavailableError } from './errors';
 import { PlacementClient } from './placement-client';
@@ -277,6 +277,7 @@ export class KvClient {
     let s = this.stubs.get(address);
     if (!s) {
       s = new this.Stub(address, grpc.credentials.createInsecure(), {
+        ...GRPC_COMMON_OPTIONS,
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
         'grpc.max_send_message_length': 16 * 1024 * 1024,
       });

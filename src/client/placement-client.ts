@@ -3,7 +3,7 @@
 // kvctl (nodes, ranges) and kvd itself (heartbeats, range id allocation, forwarding).
 
 import * as grpc from '@grpc/grpc-js';
-import { apiPackageDefinition } from '../api/proto';
+import { GRPC_COMMON_OPTIONS, apiPackageDefinition } from '../api/proto';
 import type { RangeDescriptorMsg } from '../api/messages';
 import { InvalidRequestError, UnavailableError } from './errors';
 import { RefusedError } from './admin-client';
@@ -75,7 +75,7 @@ export class PlacementClient {
   private stub(address: string): PlacementStub {
     let s = this.stubs.get(address);
     if (!s) {
-      s = new this.Stub(address, grpc.credentials.createInsecure());
+      s = new this.Stub(address, grpc.credentials.createInsecure(), GRPC_COMMON_OPTIONS);
       this.stubs.set(address, s);
     }
     return s;

@@ -41,6 +41,7 @@ import type { Logger } from 'pino';
 import { MessageType } from '../raft';
 import { RaftCodecError, SnapshotTooLargeError, TransportConfigError, TransportStateError } from './errors';
 import {
+  GRPC_COMMON_OPTIONS,
   RaftAckWire,
   RaftMessageBatchWire,
   RaftMessageWire,
@@ -314,6 +315,7 @@ export class GrpcTransport implements Transport {
     this.service = raftServiceDefinition();
     this.wireLimitBytes = maxWireMessageBytes(this.opts.maxBatchBytes, this.opts.snapshotChunkBytes);
     this.channelOptions = {
+      ...GRPC_COMMON_OPTIONS,
       'grpc.keepalive_time_ms': this.opts.keepaliveTimeMs,
       'grpc.keepalive_timeout_ms': this.opts.keepaliveTimeoutMs,
       'grpc.max_send_message_length': this.wireLimitBytes,

@@ -11,6 +11,6 @@ export {
   ProtoFilesNotFoundError,
   TransportStateError,
 } from './errors';
-export { findProtoRoot, loadPackageDefinition, PROTO_LOADER_OPTIONS, RANGEKV_PROTO_FILES } from './proto';
+export { findProtoRoot, loadPackageDefinition, GRPC_COMMON_OPTIONS, PROTO_LOADER_OPTIONS, RANGEKV_PROTO_FILES } from './proto';
 export { TransportFailpoints, FailpointConfigError, FAILPOINT_MAX_DELAY_MS } from './failpoint';
 export type { RaftSendFailpoint, TransportFailpointStatus, FailpointPlan } from './failpoint';

@@ -140,3 +140,10 @@ export function raftServiceDefinition(): RaftServiceDefinition {
   cachedRaftService = def as unknown as RaftServiceDefinition;
   return cachedRaftService;
 }
+
+/**
+ * Options for every gRPC server and channel RangeKV makes: channelz (grpc-js's introspection
+ * service, on by default) is off. It counts and timestamps every call and message, and nothing
+ * here serves it.
+ */
+export const GRPC_COMMON_OPTIONS = Object.freeze({ 'grpc.enable_channelz': 0 });
