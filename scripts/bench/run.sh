@@ -15,6 +15,7 @@
 #     --etcd-endpoints all|leader   etcd client talks to every member (default) or to the leader only
 #     --out DIR               results (results.jsonl, table.txt, logs); default /tmp/rangekv-bench-results/<time>
 #     --profile               instead of the comparison: profile RangeKV (node --cpu-prof on every kvd)
+#                             through the target BENCH_PROFILE_TARGET (rangekv, default, or rangekv-mux)
 #                             under the get workload, then the put workload, at the first --concurrency
 #     --no-build              do not run tsc first
 #     --keep                  keep the clusters' data directories
@@ -50,6 +51,7 @@ read -r -a kvd_node_flags <<<"${BENCH_KVD_NODE_FLAGS:-}"
 # unary call): ~15% less client CPU for both targets; server figures are unaffected.
 read -r -a client_node_flags <<<"${BENCH_CLIENT_NODE_FLAGS---stack-trace-limit=0}"
 etcd_base="${BENCH_ETCD_PORT:-23790}"
+profile_target="${BENCH_PROFILE_TARGET:-rangekv}"
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -220,7 +222,7 @@ if [ "$profile" = 1 ]; then
     start_rkv --cpu-prof --cpu-prof-dir="$out/prof-$w"
     echo "kvd pids (node ids 1..3): $(rkv_pidlist)" | tee "$out/prof-$w/pids.txt"
     client_ms=$(date +%s%3N)
-    timeout --kill-after=10 "$run_bound" node "${client_node_flags[@]}" --cpu-prof --cpu-prof-dir="$out/prof-$w/client" "$bench_js" run --target rangekv \
+    timeout --kill-after=10 "$run_bound" node "${client_node_flags[@]}" --cpu-prof --cpu-prof-dir="$out/prof-$w/client" "$bench_js" run --target "$profile_target" \
       --endpoints "$rkv_eps" "${common[@]}" --workload "$w" --no-preload --concurrency "$c" --server-pids "$(rkv_pidlist)" --jsonl "$results"
     stop_rkv
     # The measured window, in seconds since each profile started (start-up and warm-up left out).

@@ -100,8 +100,8 @@ function encodeSession(s: Session): Buffer {
 
 /** Ranges with fewer keys count every new key exactly (see KvStateMachine.countIfNew). */
 const KEY_COUNT_EXACT_BELOW = 4096;
-/** Past that, one put in this many (2^3: see countIfNew) is checked for being a new key. */
-const KEY_COUNT_SAMPLE = 8;
+/** Past that, at most one put in 2^this many is checked (see countIfNew). */
+const KEY_COUNT_MAX_SHIFT = 16;
 
 export class KvStateMachine {
   private readonly sessionWindow: number;
@@ -289,19 +289,22 @@ export class KvStateMachine {
   }
 
   /**
-   * Counts a put of `key` at `index` if the key is new. A put reads nothing else, and the read
-   * costs more than the rest of its apply: below KEY_COUNT_EXACT_BELOW keys every put is checked,
-   * above it one in KEY_COUNT_SAMPLE (chosen by log index, so every replica counts alike) and counts for
-   * that many — an unbiased estimate, which is all a split decision needs.
+   * Counts a put of `key` at `index` if the key is new. A put reads nothing else, and that read
+   * costs more than the rest of its apply (a key missing from a large, busy LevelDB is looked for
+   * in every level: measured 115 vs 181 µs of server CPU per put with every put checked). Below
+   * KEY_COUNT_EXACT_BELOW keys every put is checked; above, one put in 2^s, where 2^s grows with
+   * the count (about count/512: the estimate's relative error stays the same), counts for 2^s.
+   * Which puts are checked depends only on the log index (a hash of it, so no period of a
+   * workload lines up with it): an unbiased estimate, which is all a split decision needs.
    */
   private countIfNew(key: Uint8Array, index: number): void {
     if (this.keyCount < KEY_COUNT_EXACT_BELOW) {
       if (this.read(key) === undefined) this.keyCount++;
-    } else if (Math.imul(index, 0x9e3779b1) >>> 29 === 0 && this.read(key) === undefined) {
-      // The top 3 bits of a multiplicative hash of the index: one index in 8, with no period
-      // that a workload alternating new keys and overwrites could line up with.
-      this.keyCount += KEY_COUNT_SAMPLE;
+      return;
     }
+    const shift = Math.min(KEY_COUNT_MAX_SHIFT, 31 - Math.clz32(Math.floor(this.keyCount / 512)));
+    if (Math.imul(index, 0x9e3779b1) >>> (32 - shift) !== 0) return;
+    if (this.read(key) === undefined) this.keyCount += 2 ** shift;
   }
 
   private execute(batch: WriteBatch, index: number, cmd: Command): CommandResult {
