@@ -113,11 +113,11 @@ export class KvService {
   /** Adds the KV service to a gRPC server. */
   register(server: grpc.Server): void {
     server.addService(tolerantServiceDefinition('rangekv.v1.KV'), {
-      get: this.unary((req: GetRequestMsg) => this.get(req)),
-      put: this.unary((req: PutRequestMsg) => this.put(req)),
-      delete: this.unary((req: DeleteRequestMsg) => this.del(req)),
-      compareAndSwap: this.unary((req: CompareAndSwapRequestMsg) => this.cas(req)),
-      batch: this.unary((req: BatchRequestMsg) => this.batch(req)),
+      get: this.unary('Get', (req: GetRequestMsg) => this.get(req)),
+      put: this.unary('Put', (req: PutRequestMsg) => this.put(req)),
+      delete: this.unary('Delete', (req: DeleteRequestMsg) => this.del(req)),
+      compareAndSwap: this.unary('CompareAndSwap', (req: CompareAndSwapRequestMsg) => this.cas(req)),
+      batch: this.unary('Batch', (req: BatchRequestMsg) => this.batch(req)),
       scan: (call: grpc.ServerWritableStream<ScanRequestMsg | MalformedRequest, unknown>) => {
         this.inflightCalls++;
         void this.scan(call).finally(() => this.inflightCalls--);
@@ -241,7 +241,8 @@ export class KvService {
   // ---------------------------------------------------------------------------------------------
   // Plumbing
 
-  private unary<Req>(
+  private unary<Req extends { header?: RequestHeaderMsg | null }>(
+    method: string,
     handler: (req: Req) => Promise<object>,
   ): grpc.handleUnaryCall<Req | MalformedRequest, unknown> {
     return (call, callback) => {
@@ -251,7 +252,7 @@ export class KvService {
         return;
       }
       this.inflightCalls++;
-      this.withDeadline(call.getDeadline(), handler(req))
+      this.withDeadline(call.getDeadline(), handler(req), () => this.logUnanswered(method, req.header?.rangeId ?? 0))
         .finally(() => this.inflightCalls--)
         .then(
           (res) => callback(null, res),
@@ -264,14 +265,27 @@ export class KvService {
     };
   }
 
-  private withDeadline<T>(deadline: grpc.Deadline, p: Promise<T>): Promise<T> {
+  /**
+   * A request that reached its deadline here unanswered: logged with what the range's replica
+   * knows (a request should be answered, or refused, well before any client deadline).
+   */
+  private logUnanswered(method: string, rangeId: number): void {
+    const r = this.node.replicas.get(rangeId);
+    const st = r?.rawNode.basicStatus();
+    this.o.logger.warn(
+      { method, rangeId, hosted: r !== undefined, initialized: r?.initialized, quiesced: r?.quiesced, pendingReads: r?.pendingReads(), applied: r?.appliedIndex, raft: st ? { state: st.state, leader: st.leader, term: st.term } : undefined },
+      'request reached its deadline unanswered',
+    );
+  }
+
+  private withDeadline<T>(deadline: grpc.Deadline, p: Promise<T>, onExpire?: () => void): Promise<T> {
     const ms = typeof deadline === 'number' ? deadline - Date.now() : deadline.getTime() - Date.now();
     if (!Number.isFinite(ms)) return p;
     return new Promise((resolve, reject) => {
-      const t = setTimeout(
-        () => reject(new StatusError(grpc.status.DEADLINE_EXCEEDED, 'deadline exceeded; a write may or may not have applied')),
-        Math.max(0, ms),
-      );
+      const t = setTimeout(() => {
+        onExpire?.();
+        reject(new StatusError(grpc.status.DEADLINE_EXCEEDED, 'deadline exceeded; a write may or may not have applied'));
+      }, Math.max(0, ms));
       p.then(
         (v) => {
           clearTimeout(t);
