@@ -24,7 +24,7 @@ export function metaDescriptorOf(r: Replica): MetaDescriptor {
 }
 
 export class HeartbeatReporter {
-  private readonly previous = new Map<number, { atMs: number; applied: number; reads: number; shape: string; fullAtMs: number }>();
+  private readonly previous = new Map<number, { atMs: number; applied: number; reads: number; shape: string }>();
 
   /**
    * A range that served nothing, changed nothing and kept its descriptor since its last report is
@@ -58,7 +58,7 @@ export class HeartbeatReporter {
       // otherwise tell it only at the next full report.
       const caughtUpLearners = r.confState.learners.length === 0 ? [] : this.caughtUpLearners(r);
       const shape = `${b.epochVersion}.${b.confVersion}.${r.confState.learners.join(',')}.${caughtUpLearners.join(',')}`;
-      if (!only && prev && prev.shape === shape && prev.applied === r.appliedIndex && prev.reads === r.readsServed && now - prev.fullAtMs < HeartbeatReporter.IDLE_REPORT_MS) {
+      if (!only && prev && prev.shape === shape && prev.applied === r.appliedIndex && prev.reads === r.readsServed && now - prev.atMs < HeartbeatReporter.IDLE_REPORT_MS) {
         continue; // idle and unchanged: placement already has it
       }
       const range = dataKeyRange(b.start, b.end, dataPrefixOf(r.rangeId));
@@ -76,7 +76,7 @@ export class HeartbeatReporter {
         writesPerSecond: prev ? Math.max(0, r.appliedIndex - prev.applied) / secs : 0,
         readsPerSecond: prev ? Math.max(0, r.readsServed - prev.reads) / secs : 0,
       };
-      if (!only) this.previous.set(r.rangeId, { atMs: now, applied: r.appliedIndex, reads: r.readsServed, shape, fullAtMs: now });
+      if (!only) this.previous.set(r.rangeId, { atMs: now, applied: r.appliedIndex, reads: r.readsServed, shape });
       ranges.push({ descriptor: metaDescriptorOf(r), leaderNodeId: this.node.nodeId, load });
     }
     return { nodeId: this.node.nodeId, address: this.address, zone: this.zone, replicaCount, leaderCount, ranges };
