@@ -17,6 +17,7 @@ import {
   ProposalLostError,
   RangeNotFoundError,
   ReadIndexDroppedError,
+  ReadTimeoutError,
   Replica,
   ServerBusyError,
 } from '../node';
@@ -532,6 +533,8 @@ export class KvService {
     } catch (err) {
       if (err instanceof NotLeaderError) throw this.notLeader(r, err.leader);
       if (err instanceof ReadIndexDroppedError) throw this.notLeader(r, 0);
+      // This replica cannot serve the read now: the client is told to go elsewhere, and why.
+      if (err instanceof ReadTimeoutError) throw new RoutingFailure(r.rangeId, { ...this.notLeader(r, 0).routing, message: err.message });
       throw err;
     }
   }

@@ -29,6 +29,22 @@ export class ReadIndexDroppedError extends NodeError {
   }
 }
 
+/**
+ * A linearizable read waited too long on this replica: no read index came back from the leader,
+ * or this replica's applied state did not reach it. Retrying elsewhere is safe (nothing was read).
+ */
+export class ReadTimeoutError extends NodeError {
+  readonly code = 'READ_TIMEOUT';
+  readonly definite = true;
+  constructor(readonly rangeId: number, readonly waitedMs: number, readonly readIndex: number | undefined, readonly appliedIndex: number) {
+    super(
+      readIndex === undefined
+        ? `range ${rangeId}: no read index from the leader after ${waitedMs} ms; try another replica`
+        : `range ${rangeId}: applied index ${appliedIndex} did not reach the read index ${readIndex} within ${waitedMs} ms; try another replica`,
+    );
+  }
+}
+
 /** This node hosts no replica of the range. */
 export class RangeNotFoundError extends NodeError {
   readonly code = 'RANGE_NOT_FOUND';
@@ -62,15 +78,6 @@ export class SnapshotInstallingError extends NodeError {
   readonly definite = true;
   constructor(readonly rangeId: number) {
     super(`range ${rangeId} is installing a snapshot on this node; retry shortly`);
-  }
-}
-
-/** A snapshot payload was asked for a snapshot this node cannot stream (it is being replaced). */
-export class SnapshotUnavailableError extends NodeError {
-  readonly code = 'SNAPSHOT_UNAVAILABLE';
-  readonly definite = true;
-  constructor(readonly rangeId: number, readonly index: number) {
-    super(`range ${rangeId}: no readable snapshot at index ${index} on this node (a fresh one is being prepared)`);
   }
 }
 

@@ -126,6 +126,12 @@ export interface NodeOptions {
    * many ticks, on its leader and its caught-up followers; 0 = never. Default 2 election timeouts.
    */
   readonly quiesceAfterTicks?: number;
+  /**
+   * A linearizable read that waits longer than this on a replica (no read index from the leader,
+   * or applied state behind it) is refused with ReadTimeoutError, so the client tries another
+   * replica instead of spending its deadline here. Default 4 election timeouts (the base timeout).
+   */
+  readonly readTimeoutMs?: number;
 }
 
 export class Node implements TransportHandler {
@@ -810,7 +816,10 @@ export class Node implements TransportHandler {
       }
       r.rawNode.tick();
       r.retryStalledReads(now, retryMs);
-      if (r.pendingReads() > 0) this.logSlowReads(r, now, 5 * retryMs);
+      if (r.pendingReads() > 0) {
+        this.logSlowReads(r, now, 2 * retryMs);
+        r.expireReads(now, this.opts.readTimeoutMs ?? 4 * electionMs);
+      }
       if (r.isLeader()) r.lastLeaderContactMs = now;
     }
     this.sendBeats();

@@ -34,7 +34,8 @@ import {
   encodeSplit,
 } from './command';
 import { KvStateMachine, RangeBounds } from './kv-state-machine';
-import { ProposalLostError, ReadIndexDroppedError, SnapshotUnavailableError } from './errors';
+import { SnapshotPayloadUnavailableError } from '../transport/errors';
+import { ProposalLostError, ReadIndexDroppedError, ReadTimeoutError } from './errors';
 
 /** The persisted form of a range's descriptor (its rangeDescriptorKey record, and a Raft snapshot's data). */
 export interface StoredDescriptor {
@@ -147,6 +148,8 @@ interface ProposalWaiter {
 interface ReadCaller {
   readonly resolve: (appliedIndex: number) => void;
   readonly reject: (e: Error) => void;
+  /** When the caller arrived (ms since epoch): retried rounds keep it, so waits are measured whole. */
+  readonly arrivedAtMs: number;
 }
 
 /**
@@ -155,7 +158,7 @@ interface ReadCaller {
  */
 interface ReadRound {
   readonly ctx: string;
-  readonly callers: readonly ReadCaller[];
+  callers: readonly ReadCaller[];
   /** When the round was issued (ms since epoch): a round whose answer never came is dropped eventually. */
   readonly startedAtMs: number;
   /** Set once the read index is known. */
@@ -262,7 +265,7 @@ export class Replica {
    */
   readBarrier(): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.queuedReads.push({ resolve, reject });
+      this.queuedReads.push({ resolve, reject, arrivedAtMs: Date.now() });
       this.maybeStartReadRound();
     });
   }
@@ -433,17 +436,47 @@ export class Replica {
   }
 
   /**
-   * Read rounds waiting longer than `afterMs` (each reported once): with the replica's Raft state,
-   * so that a read that never completes says why in the log.
+   * Read rounds whose oldest caller has waited longer than `afterMs` (each round reported once,
+   * counted from the callers' arrival, not from a retry): with the replica's Raft state, so that
+   * a read that never completes says why in the log.
    */
   slowReads(nowMs: number, afterMs: number): Array<{ waitingMs: number; callers: number; readIndex: number | undefined }> {
     const out: Array<{ waitingMs: number; callers: number; readIndex: number | undefined }> = [];
     for (const round of this.readRounds.values()) {
-      if (round.reportedSlow || nowMs - round.startedAtMs <= afterMs) continue;
+      const waitingMs = nowMs - oldestArrival(round.callers, round.startedAtMs);
+      if (round.reportedSlow || waitingMs <= afterMs) continue;
       round.reportedSlow = true;
-      out.push({ waitingMs: nowMs - round.startedAtMs, callers: round.callers.length, readIndex: round.index });
+      out.push({ waitingMs, callers: round.callers.length, readIndex: round.index });
     }
     return out;
+  }
+
+  /**
+   * Refuses the reads that have waited longer than `limitMs` since they arrived, with
+   * ReadTimeoutError: this replica cannot serve them now (no read index came back, or its applied
+   * state does not reach the read index), and the client should try another replica rather than
+   * spend its whole deadline here. Returns how many were refused.
+   */
+  expireReads(nowMs: number, limitMs: number): number {
+    let refused = 0;
+    const expired = (c: ReadCaller): boolean => nowMs - c.arrivedAtMs > limitMs;
+    const refuse = (c: ReadCaller, readIndex: number | undefined): void => {
+      refused++;
+      c.reject(new ReadTimeoutError(this.rangeId, nowMs - c.arrivedAtMs, readIndex, this.appliedIndex));
+    };
+    const keep: ReadCaller[] = [];
+    for (const c of this.queuedReads) if (expired(c)) refuse(c, undefined); else keep.push(c);
+    this.queuedReads = keep;
+    for (const round of [...this.readRounds.values()]) {
+      if (!round.callers.some(expired)) continue;
+      const left: ReadCaller[] = [];
+      for (const c of round.callers) if (expired(c)) refuse(c, round.index); else left.push(c);
+      round.callers = left;
+      // A round nobody waits for any more is forgotten (a late answer to it is ignored).
+      if (left.length === 0) this.endRound(round, undefined);
+    }
+    if (refused > 0) this.maybeStartReadRound();
+    return refused;
   }
 
   /**
@@ -533,9 +566,9 @@ export class Replica {
     const h = this.snapHandle;
     if (!h || h.index !== snap.metadata.index) {
       this.freshSnapshotWanted = true;
-      throw new SnapshotUnavailableError(this.rangeId, snap.metadata.index);
+      throw new SnapshotPayloadUnavailableError(this.rangeId, snap.metadata.index);
     }
-    return readingFrom(h, snapshotPayload(this.engine, h.view, this.rangeId, h.bounds, chunkBytes));
+    return new PayloadReader(h, snapshotPayload(this.engine, h.view, this.rangeId, h.bounds, chunkBytes));
   }
 
   /** Fails every waiter (shutdown). */
@@ -563,13 +596,59 @@ interface SnapshotHandle {
   retired: boolean;
 }
 
-/** Counts a payload stream as a reader of `h` while it runs; closes a retired view after the last. */
-async function* readingFrom(h: SnapshotHandle, payload: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  h.readers++;
-  try {
-    yield* payload;
-  } finally {
-    h.readers--;
-    if (h.retired && h.readers === 0) h.view.close().catch(() => undefined);
+/**
+ * A payload stream counted as a reader of `h` from its creation (not from its first read: a newer
+ * snapshot retiring `h` in between must not close the view under it) until it ends, fails or is
+ * abandoned through `return()`; the last reader of a retired view closes it.
+ */
+class PayloadReader implements AsyncIterableIterator<Buffer> {
+  private released = false;
+
+  constructor(
+    private readonly h: SnapshotHandle,
+    private readonly inner: AsyncGenerator<Buffer>,
+  ) {
+    h.readers++;
   }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Buffer> {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<Buffer>> {
+    if (this.released) return { done: true, value: undefined };
+    try {
+      const r = await this.inner.next();
+      if (r.done) this.release();
+      return r;
+    } catch (err) {
+      this.release();
+      throw err;
+    }
+  }
+
+  async return(): Promise<IteratorResult<Buffer>> {
+    if (!this.released) {
+      try {
+        await this.inner.return(undefined);
+      } finally {
+        this.release();
+      }
+    }
+    return { done: true, value: undefined };
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.h.readers--;
+    if (this.h.retired && this.h.readers === 0) this.h.view.close().catch(() => undefined);
+  }
+}
+
+/** When the longest-waiting caller arrived (`fallback` for a round with no callers). */
+function oldestArrival(callers: readonly ReadCaller[], fallback: number): number {
+  let t = fallback;
+  for (const c of callers) if (c.arrivedAtMs < t) t = c.arrivedAtMs;
+  return t;
 }

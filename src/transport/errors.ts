@@ -35,6 +35,17 @@ export class SnapshotTooLargeError extends TransportError {
   }
 }
 
+/**
+ * The handler cannot stream the payload of this snapshot now (its read view was replaced by a
+ * newer snapshot's). Not a failure: the Snap is reported unreachable and Raft sends a newer one.
+ */
+export class SnapshotPayloadUnavailableError extends TransportError {
+  readonly code = 'TRANSPORT_SNAPSHOT_PAYLOAD_UNAVAILABLE';
+  constructor(readonly rangeId: number, readonly index: number) {
+    super(`range ${rangeId}: no readable snapshot at index ${index} on this node (a fresh one is being prepared)`);
+  }
+}
+
 /** The proto/ directory (with rangekv/v1/raft.proto) was not found above the compiled file. */
 export class ProtoFilesNotFoundError extends TransportError {
   readonly code = 'TRANSPORT_PROTO_NOT_FOUND';

@@ -39,7 +39,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { MessageType } from '../raft';
-import { RaftCodecError, SnapshotTooLargeError, TransportConfigError, TransportStateError } from './errors';
+import { RaftCodecError, SnapshotPayloadUnavailableError, SnapshotTooLargeError, TransportConfigError, TransportStateError } from './errors';
 import {
   GRPC_COMMON_OPTIONS,
   RaftAckWire,
@@ -703,11 +703,23 @@ export class GrpcTransport implements Transport {
       return;
     }
     let chunks: Iterator<SnapshotChunkWire> | AsyncIterator<SnapshotChunkWire>;
+    /** The payload being read, released (return()) however the transfer ends. */
+    let source: AsyncIterator<Uint8Array> | undefined;
     try {
-      chunks = payload ? this.payloadChunks(rm, payload(rm.rangeId, rm.message)) : snapshotChunks(rm, this.opts.snapshotChunkBytes);
+      if (payload) {
+        source = payload(rm.rangeId, rm.message)[Symbol.asyncIterator]();
+        chunks = this.payloadChunks(rm, source);
+      } else {
+        chunks = snapshotChunks(rm, this.opts.snapshotChunkBytes);
+      }
     } catch (err) {
-      this.log.error({ err, peer: to, rangeId: rm.rangeId }, 'snapshot cannot be encoded: dropped');
       this.reportUnreachable(to, [rm]);
+      if (err instanceof SnapshotPayloadUnavailableError) {
+        // Normal while snapshots are replaced: Raft sends the newer one once it is ready.
+        this.log.debug({ peer: to, rangeId: rm.rangeId, index: snapshot.metadata.index }, 'snapshot payload not available yet: deferred');
+        return;
+      }
+      this.log.error({ err, peer: to, rangeId: rm.rangeId }, 'snapshot cannot be encoded: dropped');
       return;
     }
     // A channel (and connection) of its own, closed when the snapshot is done.
@@ -722,6 +734,7 @@ export class GrpcTransport implements Transport {
       finished = true;
       if (outgoing) link.snapshots.delete(outgoing);
       client.close();
+      source?.return?.().catch((e: unknown) => this.log.debug({ err: e, rangeId: rm.rangeId }, 'snapshot payload release failed'));
       if (err) {
         if (this.stopped) return;
         this.reportUnreachable(to, [rm]);
@@ -768,6 +781,11 @@ export class GrpcTransport implements Transport {
       }
     };
     pump().catch((err: unknown) => {
+      // After the transfer ended (refused, failed, stopping) a read cut short is expected.
+      if (finished) {
+        this.log.debug({ err, peer: to, rangeId: rm.rangeId }, 'snapshot payload read ended with the transfer');
+        return;
+      }
       this.log.error({ err, peer: to, rangeId: rm.rangeId }, 'snapshot payload failed: transfer cancelled');
       call.cancel();
       finish({ code: grpc.status.CANCELLED, details: errorDetails(err), metadata: new grpc.Metadata(), name: 'Error', message: errorDetails(err) });
@@ -775,10 +793,13 @@ export class GrpcTransport implements Transport {
   }
 
   /** A header with the whole Raft snapshot inline, then the payload re-cut to the chunk size, then an empty last chunk. */
-  private async *payloadChunks(rm: RangeMessage, payload: AsyncIterable<Uint8Array>): AsyncGenerator<SnapshotChunkWire> {
+  private async *payloadChunks(rm: RangeMessage, payload: AsyncIterator<Uint8Array>): AsyncGenerator<SnapshotChunkWire> {
     yield { header: encodeRaftMessage(rm, { inlineSnapshotData: true }), data: Buffer.alloc(0), last: false };
     const max = this.opts.snapshotChunkBytes;
-    for await (const piece of payload) {
+    for (;;) {
+      const next = await payload.next();
+      if (next.done) break;
+      const piece = next.value;
       const b = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
       for (let o = 0; o < b.length; o += max) yield { header: null, data: b.subarray(o, Math.min(o + max, b.length)), last: false };
     }

@@ -29,7 +29,9 @@ export interface TransportHandler {
    * Optional streamed snapshot payloads. When both ends provide them, a Snap message travels with
    * its (small) `snapshot.data` inline and a payload streamed from `snapshotPayload` on the sender
    * into `snapshotSink` on the receiver, in chunks, before the message is delivered. Without
-   * them, only `snapshot.data` travels.
+   * them, only `snapshot.data` travels. `snapshotPayload` throws SnapshotPayloadUnavailableError
+   * when it cannot stream that snapshot now; the transport calls `return()` on the iterator of a
+   * payload it stops reading early, so whatever the payload holds open is released.
    */
   snapshotPayload?(rangeId: number, message: Message): AsyncIterable<Uint8Array>;
   snapshotSink?(fromNode: number, rangeId: number, message: Message): SnapshotSink;
