@@ -132,7 +132,9 @@ export class AdminClient {
 
   /** Runs a leader-only admin call on the range's leader, following NotLeader answers. */
   private async onLeader(method: Exclude<LeaderMethod, 'splitRange'>, req: object): Promise<RangeDescriptorMsg> {
-    return this.leaderCall(method, req, (res) => res.descriptor as RangeDescriptorMsg, { refusedIsInvalid: true });
+    // NOT_FOUND from one endpoint (a replica still uninitialized, or one removed) says nothing of
+    // the others: the leader may be the next one asked.
+    return this.leaderCall(method, req, (res) => res.descriptor as RangeDescriptorMsg, { refusedIsInvalid: true, tryOthersOnNotFound: true });
   }
 
   /**
@@ -140,7 +142,8 @@ export class AdminClient {
    * endpoints in turn, going straight to the leader a NotLeader answer names. INVALID_ARGUMENT ends
    * the call with InvalidRequestError; FAILED_PRECONDITION with InvalidRequestError too, or with
    * RefusedError unless `refusedIsInvalid`; NOT_FOUND (the node hosts no such range) with
-   * InvalidRequestError, or, with `tryOthersOnNotFound`, only once every endpoint said so.
+   * InvalidRequestError, or, with `tryOthersOnNotFound`, only once every endpoint said so (then
+   * RefusedError, or InvalidRequestError with `refusedIsInvalid`).
    */
   private async leaderCall<T>(
     method: LeaderMethod,
@@ -175,7 +178,7 @@ export class AdminClient {
         if (se.code === grpc.status.NOT_FOUND) {
           if (!opts.tryOthersOnNotFound) throw new InvalidRequestError(why);
           notFoundAt.add(address);
-          if (this.endpoints.every((ep) => notFoundAt.has(ep))) throw new RefusedError(why);
+          if (this.endpoints.every((ep) => notFoundAt.has(ep))) throw opts.refusedIsInvalid ? new InvalidRequestError(why) : new RefusedError(why);
         } else if (opts.notIdempotent && se.code !== grpc.status.UNAVAILABLE) {
           // DEADLINE_EXCEEDED, INTERNAL, ...: the call may have run. (UNAVAILABLE: not reached,
           // or the node answered that it could not do it.)
