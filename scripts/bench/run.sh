@@ -10,12 +10,13 @@
 #     --workloads LIST        default put,get,get-stale,mix    (BENCH_WORKLOADS)
 #     --keys 100000           key space, preloaded before the first get phase (BENCH_KEYS)
 #     --value-size 256        bytes                            (BENCH_VALUE_SIZE)
-#     --targets rangekv,rangekv-mux,etcd   which to run            (BENCH_TARGETS; rangekv-mux: the
-#                             RangeKV cluster through the client's Multiplex streams)
+#     --targets rangekv,rangekv-unary,etcd   which to run          (BENCH_TARGETS; rangekv: the
+#                             client as it comes, over Multiplex streams; rangekv-unary: one
+#                             unary call per request, as etcd's client)
 #     --etcd-endpoints all|leader   etcd client talks to every member (default) or to the leader only
 #     --out DIR               results (results.jsonl, table.txt, logs); default /tmp/rangekv-bench-results/<time>
 #     --profile               instead of the comparison: profile RangeKV (node --cpu-prof on every kvd)
-#                             through the target BENCH_PROFILE_TARGET (rangekv, default, or rangekv-mux)
+#                             through the target BENCH_PROFILE_TARGET (rangekv, default, or rangekv-unary)
 #                             under the get workload, then the put workload, at the first --concurrency
 #     --no-build              do not run tsc first
 #     --keep                  keep the clusters' data directories
@@ -37,7 +38,7 @@ concurrency="${BENCH_CONCURRENCY:-64,256}"
 workloads="${BENCH_WORKLOADS:-put,get,get-stale,mix}"
 keys="${BENCH_KEYS:-100000}"
 value_size="${BENCH_VALUE_SIZE:-256}"
-targets="${BENCH_TARGETS:-rangekv,rangekv-mux,etcd}"
+targets="${BENCH_TARGETS:-rangekv,rangekv-unary,etcd}"
 max_seconds="${BENCH_MAX_SECONDS:-2400}"
 etcd_mode=all
 out=""
@@ -246,14 +247,14 @@ if [ "$profile" = 1 ]; then
 fi
 
 has() { [[ ",$targets," == *",$1,"* ]]; }
-# rangekv-mux: the same RangeKV cluster, the client sending over Multiplex streams.
-if has rangekv || has rangekv-mux; then start_rkv; fi
+# rangekv-unary: the same RangeKV cluster, the client sending one unary call per request.
+if has rangekv || has rangekv-unary; then start_rkv; fi
 has etcd && start_etcd
 
 # Preload both key spaces first (the put phases then overwrite random keys of it).
 case ",$workloads," in
   *,get,*|*,get-stale,*|*,mix,*)
-    if has rangekv || has rangekv-mux; then
+    if has rangekv || has rangekv-unary; then
       echo "== preload rangekv"
       bench 900 run --target rangekv --endpoints "$rkv_eps" "${common[@]}" --workload preload --server-pids "$(rkv_pidlist)" --jsonl "$results"
     fi
@@ -266,7 +267,7 @@ esac
 
 for w in ${workloads//,/ }; do
   for c in ${concurrency//,/ }; do
-    for t in rangekv rangekv-mux; do
+    for t in rangekv rangekv-unary; do
       if has "$t"; then
         bench "$run_bound" run --target "$t" --endpoints "$rkv_eps" "${common[@]}" --workload "$w" --no-preload \
           --concurrency "$c" --server-pids "$(rkv_pidlist)" --jsonl "$results"
@@ -280,7 +281,7 @@ for w in ${workloads//,/ }; do
   done
 done
 load_report end | tee -a "$out/load.txt"
-if has rangekv || has rangekv-mux; then
+if has rangekv || has rangekv-unary; then
   # Ranges change what a put costs (one Raft group each; the scheduler splits by load too, see
   # kvd --split-qps): the count at the end goes with the figures.
   { echo "RangeKV ranges at the end (kvctl ranges; kvd args: ${kvd_args[*]:-none}):"

@@ -34,9 +34,9 @@ export class RangeKvTarget implements BenchTarget {
   readonly name: string;
   private readonly client: KvClient;
 
-  /** `multiplex`: the client sends over Multiplex streams (reported as target "rangekv-mux"). */
+  /** `multiplex: false`: one unary call per request (reported as target "rangekv-unary"); the client's default is Multiplex streams. */
   constructor(endpoints: readonly string[], timeoutMs: number, opts: { multiplex?: boolean } = {}) {
-    this.name = opts.multiplex ? 'rangekv-mux' : 'rangekv';
+    this.name = opts.multiplex === false ? 'rangekv-unary' : 'rangekv';
     this.client = new KvClient({ endpoints, deadlineMs: timeoutMs, multiplex: opts.multiplex });
   }
 
@@ -532,12 +532,12 @@ export function addBenchCommand(program: Command): void {
   const cmd = program
     .command('bench')
     .description('closed-loop benchmark: ops/s, p50/p99/p999 latency, server CPU per op (--server-pids)');
-  cmd.option('--multiplex', 'send over Multiplex streams (many requests per gRPC message) instead of one unary call each');
+  cmd.option('--unary', "one unary gRPC call per request instead of the client's Multiplex streams (many requests per gRPC message)");
   addSuiteOptions(cmd).action(async (_opts: unknown, self: Command) => {
-    const g = self.optsWithGlobals<RawSuiteOptions & { endpoints: string; json: boolean; multiplex?: boolean }>();
+    const g = self.optsWithGlobals<RawSuiteOptions & { endpoints: string; json: boolean; unary?: boolean }>();
     const endpoints = g.endpoints.split(',').map((x) => x.trim()).filter(Boolean);
     if (endpoints.length === 0) self.error('kvctl bench: --endpoints: give at least one host:port', { exitCode: 2 });
-    const target = new RangeKvTarget(endpoints, g.opTimeout, { multiplex: g.multiplex === true });
+    const target = new RangeKvTarget(endpoints, g.opTimeout, { multiplex: g.unary !== true });
     try {
       const results = await runSuite(target, suiteOptions(g), (r) => {
         if (!g.json) process.stdout.write(formatResult(r) + '\n');

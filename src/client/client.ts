@@ -31,7 +31,9 @@ export interface ClientOptions {
   /**
    * Send requests over one Multiplex stream per node (many requests per gRPC message, as TiKV's
    * BatchCommands) instead of one unary call each. Same semantics, far less CPU per request on
-   * both ends. Default false.
+   * both ends (scripts/bench: gets at 256 in flight 37,155/s at 21 µs of server CPU each, against
+   * 5,034/s at 100 µs unary). Requests over MUX_ITEM_MAX_BYTES go unary anyway. Default true;
+   * false sends every request as a unary call (a server without Multiplex, or to compare).
    */
   readonly multiplex?: boolean;
   /**
@@ -113,13 +115,30 @@ function serviceError(code: grpc.status, details: string): grpc.ServiceError {
 }
 
 /**
- * One Multiplex stream to one node: requests issued in the same turn of the event loop leave in
- * one message; results come back by id. A stream that fails fails every request in flight on it
- * (UNAVAILABLE: a write among them may or may not have applied) and is replaced on next use.
+ * Bytes of keys and values in one Multiplex message, at most (a single larger item still travels
+ * alone). Well below any server's receive limit (gRPC's default is 4 MiB): a message over it would
+ * fail the whole stream and every request on it, not just the one too large.
+ */
+export const MUX_MESSAGE_BYTES = 1024 * 1024;
+
+/** A request with more key and value bytes than this goes as a unary call of its own. */
+export const MUX_ITEM_MAX_BYTES = 256 * 1024;
+
+/** Key and value bytes of a request body (what decides its size on the wire). */
+function payloadBytes(body: object): number {
+  const b = body as { key?: Buffer; value?: Buffer; expectedValue?: Buffer; newValue?: Buffer };
+  return (b.key?.length ?? 0) + (b.value?.length ?? 0) + (b.expectedValue?.length ?? 0) + (b.newValue?.length ?? 0);
+}
+
+/**
+ * One Multiplex stream to one node: requests issued in the same turn of the event loop leave
+ * together, in messages of at most MUX_MESSAGE_BYTES; results come back by id. A stream that fails
+ * fails every request in flight on it (UNAVAILABLE: a write among them may or may not have
+ * applied) and is replaced on next use.
  */
 class MuxStream {
   private readonly pending = new Map<number, { resolve: (r: HasHeader) => void; reject: (e: grpc.ServiceError) => void; timer: NodeJS.Timeout }>();
-  private queued: MuxItem[] = [];
+  private queued: Array<{ item: MuxItem; bytes: number }> = [];
   private flushScheduled = false;
   private nextId = 1;
   private readonly call: grpc.ClientDuplexStream<MuxRequest, MuxResponse>;
@@ -155,7 +174,7 @@ class MuxStream {
       this.pending.set(id, { resolve, reject, timer });
       // A request that times out while still queued is sent anyway (the server answers
       // DEADLINE_EXCEEDED or drops it); its promise was settled by the timer.
-      this.queued.push({ id, timeoutMs, [method]: body });
+      this.queued.push({ item: { id, timeoutMs, [method]: body }, bytes: payloadBytes(body) });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         process.nextTick(() => this.flush());
@@ -168,15 +187,23 @@ class MuxStream {
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.broken || this.blocked || this.queued.length === 0) return;
-    const items = this.queued;
-    this.queued = [];
-    if (!this.call.write({ items })) {
-      this.blocked = true;
-      this.call.once('drain', () => {
-        this.blocked = false;
-        this.flush();
-      });
+    while (!this.broken && !this.blocked && this.queued.length > 0) {
+      let n = 0;
+      let bytes = 0;
+      for (const q of this.queued) {
+        if (n > 0 && bytes + q.bytes > MUX_MESSAGE_BYTES) break;
+        bytes += q.bytes;
+        n++;
+      }
+      const items = this.queued.slice(0, n).map((q) => q.item);
+      this.queued = this.queued.slice(n);
+      if (!this.call.write({ items })) {
+        this.blocked = true;
+        this.call.once('drain', () => {
+          this.blocked = false;
+          this.flush();
+        });
+      }
     }
   }
 
@@ -221,10 +248,13 @@ export class KvClient {
   private next = 0;
   private readonly Stub: KvStubConstructor;
 
+  private readonly multiplex: boolean;
+
   constructor(private readonly opts: ClientOptions) {
     if (opts.endpoints.length === 0) throw new InvalidRequestError('endpoints: at least one host:port is required');
     this.endpoints = [...opts.endpoints];
     this.clientId = opts.clientId ?? randomInt(1, 2 ** 48);
+    this.multiplex = opts.multiplex ?? true;
     const pkg = grpc.loadPackageDefinition(apiPackageDefinition()) as unknown as {
       rangekv: { v1: { KV: KvStubConstructor } };
     };
@@ -503,7 +533,7 @@ export class KvClient {
         const route = cr ? { rangeId: cr.rangeId, epoch: { version: cr.epoch.version, confVersion: cr.epoch.confVersion } } : {};
         const header = isWrite ? { ...route, clientId: this.clientId, sequence, answeredBelow: this.answeredBelow() } : route;
         const req = { ...body, header };
-        const res = this.opts.multiplex
+        const res = this.multiplex && payloadBytes(body) <= MUX_ITEM_MAX_BYTES
           ? await this.mux(address).request(method, req, deadline)
           : await unaryCall(this.stub(address)[method].bind(this.stub(address)), req, deadline);
         const err = res.header?.error;

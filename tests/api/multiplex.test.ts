@@ -67,6 +67,27 @@ describe('KV Multiplex stream', () => {
     gets.forEach((g, i) => expect(g.value.toString()).toBe(`v${i}`));
   });
 
+  it('requests issued together whose values total more than a server accepts in one message are all answered', async () => {
+    // 100 puts of 60 KiB in one turn: 6 MB, over gRPC's default 4 MiB receive limit (the test
+    // servers keep it). Sent as one message, the server would fail the stream and every put on it.
+    // (Retries would hide that: the test checks that the client's stream never broke.)
+    const one = new KvClient({ endpoints: [leaderAddress], deadlineMs: 10_000 });
+    try {
+      await one.put('big-warm', 'up');
+      const streams = (one as unknown as { muxes: Map<string, { broken: boolean }> }).muxes;
+      const stream = streams.get(leaderAddress);
+      expect(stream).toBeDefined();
+      const value = Buffer.alloc(60 * 1024, 7);
+      const results = await Promise.all(Array.from({ length: 100 }, (_, i) => one.put(`big-${i}`, value)));
+      expect(new Set(results.map((r) => r.version)).size).toBe(100);
+      expect(stream!.broken).toBe(false);
+      expect(streams.get(leaderAddress)).toBe(stream);
+      expect((await one.get('big-99')).value.equals(value)).toBe(true);
+    } finally {
+      one.close();
+    }
+  });
+
   it('answers each item by id, in one response per ready batch, with per-item errors', async () => {
     const results = await exchange(leaderAddress, [
       { id: 7, put: { key: Buffer.from('raw'), value: Buffer.from('1') } },
