@@ -4,6 +4,8 @@ import * as grpc from '@grpc/grpc-js';
 import { apiPackageDefinition } from '../../src/api';
 import { Consistency, InvalidRequestError, KvClient } from '../../src/client';
 import { waitFor } from '../node/fixture';
+import { MessageType } from '../../src/raft';
+import type { RangeMessage, TransportHandler } from '../../src/transport';
 import { startCluster, stopCluster } from './fixture';
 
 type Stub = grpc.Client & Record<string, (req: object, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void) => void>;
@@ -74,6 +76,28 @@ describe('KV API', () => {
     await only.put('via-follower', 'ok');
     expect((await only.get('via-follower')).value.toString()).toBe('ok');
     only.close();
+  });
+
+  it('a follower that gets no read index back refuses a linearizable get as NotLeader with no leader, saying why', async () => {
+    await client.put('rt', '1');
+    const leaderId = await waitFor('leader', () => [...c.members.entries()].find(([, m]) => m.node.replica(1).isLeader())?.[0]);
+    const [, follower] = [...c.members.entries()].find(([id]) => id !== leaderId)!;
+    await waitFor('follower knows leader', () => (follower.node.replica(1).rawNode.status().leader === leaderId ? true : undefined));
+    // Every read index answer to the follower is lost (its default read timeout: 4 election timeouts, 400 ms here).
+    const handler = follower.node as unknown as TransportHandler;
+    const original = handler.receive.bind(handler);
+    handler.receive = (from: number, msgs: readonly RangeMessage[]): void =>
+      original(from, msgs.filter((m) => m.message.type !== MessageType.ReadIndexResp));
+    const stub = rawStub(follower.address);
+    try {
+      const res = await callRaw(stub, 'get', { key: Buffer.from('rt') });
+      const err = (res.header as { error: { message: string; notLeader: { leader: unknown } } }).error;
+      expect(err.notLeader.leader).toBeNull();
+      expect(err.message).toMatch(/no read index from the leader after \d+ ms; try another replica/);
+    } finally {
+      handler.receive = original;
+      stub.close();
+    }
   });
 
   describe('bad input is refused with INVALID_ARGUMENT naming the field and the limit, and nothing is written', () => {
