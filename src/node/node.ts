@@ -522,7 +522,8 @@ export class Node implements TransportHandler {
     const member = right.confState.voters.includes(me) || right.confState.learners.includes(me);
     const existing = this.replicas.get(right.rangeId);
     if (!member || this.tombstones.has(right.rangeId)) {
-      this.log.warn({ rangeId: parent.rangeId, right: right.rangeId, member }, 'split applied; the new range is not created here');
+      // Expected when a replica removed from the parent applies entries it had not applied yet.
+      this.log.info({ rangeId: parent.rangeId, right: right.rangeId, member }, 'split applied; the new range is not created here');
       return;
     }
     if (existing?.initialized) {
