@@ -58,7 +58,7 @@ const USAGE = `usage: scripts/jepsen/run.sh --nemesis NAME --out DIR [options]
   --seed N                seed of the schedule and the workload's choices (default: random, printed)
   --read-mode MODE        linearizable (default) | stale (reads any node's local state: must be caught)
   --concurrency N         logical client processes at once (default 10)
-  --client KIND           unary (default: one gRPC call per operation) | multiplex (KV.Multiplex streams)
+  --client KIND           multiplex (default, as the client comes: KV.Multiplex streams) | unary (one gRPC call per operation)
   --pre-split N           split the workload's key space into N ranges before it starts (default 1:
                           one range; ${MOVE_PRE_SPLIT} with --nemesis move); not with --nemesis membership or mixed
                           (membership changes range 1 only and wipes nodes: the other ranges would
@@ -101,7 +101,7 @@ export function parseArgs(argv: readonly string[]): RunOptions | 'help' {
   if (workload !== 'register' && workload !== 'set') throw new UsageError(`--workload must be register or set, got '${workload}'`);
   const readMode = v['read-mode'] ?? 'linearizable';
   if (readMode !== 'linearizable' && readMode !== 'stale') throw new UsageError(`--read-mode must be linearizable or stale, got '${readMode}'`);
-  const client = v.client ?? 'unary';
+  const client = v.client ?? 'multiplex';
   if (client !== 'unary' && client !== 'multiplex') throw new UsageError(`--client must be unary or multiplex, got '${client}'`);
   if (v.out === undefined) throw new UsageError('--out DIR is required');
   const preSplit = int('pre-split', nemesis === 'move' ? MOVE_PRE_SPLIT : 1, 0, 64);
