@@ -92,6 +92,13 @@ class RoutingFailure extends Error {
 }
 
 const CONSISTENCIES = [0, 1, 2, 3] as const;
+/**
+ * Gets of one Multiplex message started per turn of the event loop (see multiplex()): a quarter
+ * of them, at least 8 and at most 32 (measured best of 8, 16, 32, 64 at 64 and 256 in flight).
+ */
+function muxReadSlice(reads: number): number {
+  return Math.min(32, Math.max(8, Math.ceil(reads / 4)));
+}
 const CONSISTENCY_NAMES = 'READ_CONSISTENCY_UNSPECIFIED, LINEARIZABLE, LEASE, STALE';
 
 export class KvService {
@@ -147,7 +154,7 @@ export class KvService {
 
   /**
    * Serves a Multiplex stream: each item runs as its unary call would; results that complete in
-   * the same turn of the event loop leave in one message. Writes respect the stream's flow
+   * the same turn of the event loop leave in one message (gets start in slices, see below). Writes respect the stream's flow
    * control (results wait while it is full), and in-flight items are bounded per stream.
    */
   private multiplex(call: grpc.ServerDuplexStream<MultiplexRequestMsg | MalformedRequest, unknown>): void {
@@ -159,7 +166,7 @@ export class KvService {
     let flushScheduled = false;
     let blocked = false;
     const finishIfDone = (): void => {
-      if (ended && inflight === 0 && ready.length === 0 && !closed) {
+      if (ended && inflight === 0 && waitingReads.length === 0 && ready.length === 0 && !closed) {
         closed = true;
         call.end();
       }
@@ -218,6 +225,45 @@ export class KvService {
           if (ended) setImmediate(flush);
         });
     };
+    // Writes start at once, so that all of a message's writes share one Raft turn (one fsync).
+    // Gets start a slice at a time (muxReadSlice): the results of one slice are written before
+    // the next slice starts, in the next turn of the event loop, so the client works on them
+    // while this node serves the rest. Served all at once, the client and this node took turns,
+    // each idle while the other worked (scripts/bench, 256 gets in flight, back-to-back runs:
+    // 23-38k/s all at once, 40-45k/s in slices of 32; stale gets 28-42k/s against 61-70k/s;
+    // slices of writes cost puts 13 %).
+    let waitingReads: MultiplexItemMsg[] = [];
+    let slice = 0;
+    let sliceScheduled = false;
+    const startSlice = (): void => {
+      const now = waitingReads.slice(0, slice);
+      waitingReads = waitingReads.slice(slice);
+      for (const item of now) run(item);
+      if (waitingReads.length > 0 && !sliceScheduled) {
+        sliceScheduled = true;
+        setImmediate(nextSlice);
+      }
+    };
+    const nextSlice = (): void => {
+      sliceScheduled = false;
+      if (closed) return;
+      flush(); // the last slice's answers (those complete already) leave first
+      startSlice();
+    };
+    const runAll = (items: readonly MultiplexItemMsg[]): void => {
+      let reads = 0;
+      for (const item of items) {
+        if (item.request === 'get') {
+          waitingReads.push(item);
+          reads++;
+        } else {
+          run(item);
+        }
+      }
+      if (reads === 0) return;
+      slice = muxReadSlice(waitingReads.length);
+      if (!sliceScheduled) startSlice();
+    };
     call.on('data', (msg: MultiplexRequestMsg | MalformedRequest) => {
       if (closed) return;
       if (isMalformed(msg)) {
@@ -226,7 +272,7 @@ export class KvService {
         call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: msg.malformed });
         return;
       }
-      for (const item of msg.items) run(item);
+      runAll(msg.items);
     });
     call.on('end', () => {
       ended = true;

@@ -88,6 +88,31 @@ describe('KV Multiplex stream', () => {
     }
   });
 
+  it('serves the gets of one large message in slices: answers leave in several messages, all answered', async () => {
+    await client.put('sliced', 'v');
+    const stub = duplexStub(leaderAddress);
+    const call = stub.multiplex();
+    const seen = new Map<number, Record<string, unknown>>();
+    let messages = 0;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        call.on('data', (msg: { results: Array<Record<string, unknown>> }) => {
+          messages++;
+          for (const r of msg.results) seen.set(r.id as number, r);
+          if (seen.size >= 128) resolve();
+        });
+        call.on('error', reject);
+        // Stale gets complete at once: served all together they would leave in one message.
+        call.write({ items: Array.from({ length: 128 }, (_, i) => ({ id: i + 1, get: { key: Buffer.from('sliced'), consistency: 3 } })) });
+      });
+    } finally {
+      call.cancel();
+      stub.close();
+    }
+    expect([...seen.values()].every((r) => r.code === grpc.status.OK && r.response === 'get')).toBe(true);
+    expect(messages).toBeGreaterThanOrEqual(4); // slices of 32 (a quarter of 128)
+  });
+
   it('answers each item by id, in one response per ready batch, with per-item errors', async () => {
     const results = await exchange(leaderAddress, [
       { id: 7, put: { key: Buffer.from('raw'), value: Buffer.from('1') } },
