@@ -172,11 +172,15 @@ export class Node implements TransportHandler {
   private readonly dirty = new Set<Replica>();
   /** Replicas that applied entries or want a fresh snapshot: checked for log compaction. */
   private readonly snapshotCandidates = new Set<Replica>();
-  /** When each peer node was last heard from (any message), ms. */
-  private readonly lastHeard = new Map<number, number>();
+  /**
+   * The tick at which each peer node was last heard from (any message). Silence is counted in
+   * this node's own ticks, as Raft counts election timeouts: a stall of this process (GC, CPU
+   * starvation) is one late tick, not a peer's silence (counted in ms, every quiet follower here
+   * woke after such a stall and campaigned).
+   */
+  private readonly lastHeardTick = new Map<number, number>();
   private ticks = 0;
   private beatPeers: number[] = [];
-  private readonly startedAtMs = Date.now();
 
   private constructor(
     readonly opts: NodeOptions,
@@ -656,7 +660,7 @@ export class Node implements TransportHandler {
 
   receive(fromNode: number, messages: readonly RangeMessage[]): void {
     if (this.stopped) return;
-    this.lastHeard.set(fromNode, Date.now());
+    this.lastHeardTick.set(fromNode, this.ticks);
     for (const rm of messages) {
       if (rm.rangeId === NODE_BEAT_RANGE_ID) continue; // a liveness beat: hearing it is all it does
       const r = this.replicas.get(rm.rangeId);
@@ -794,7 +798,8 @@ export class Node implements TransportHandler {
     const now = Date.now();
     // A read round normally completes in one round trip; one that takes an election timeout lost
     // a message (or the leader), so it is asked again.
-    const retryMs = (this.opts.tickMs ?? 100) * (this.opts.electionTicks ?? 10);
+    const electionTicks = this.opts.electionTicks ?? 10;
+    const retryMs = (this.opts.tickMs ?? 100) * electionTicks;
     const electionMs = retryMs;
     const quiesceAfter = this.opts.quiesceAfterTicks ?? 2 * (this.opts.electionTicks ?? 10);
     this.ticks++;
@@ -803,7 +808,7 @@ export class Node implements TransportHandler {
         // A quiet follower wakes when its leader's node falls silent (it may have died).
         const leader = r.quiescedLeader;
         // A quiet replica with reads waiting (none should be) wakes too: only ticks retry them.
-        if (r.pendingReads() > 0 || (leader !== this.opts.nodeId && now - (this.lastHeard.get(leader) ?? this.startedAtMs) > electionMs)) this.touch(r, true);
+        if (r.pendingReads() > 0 || (leader !== this.opts.nodeId && this.ticks - (this.lastHeardTick.get(leader) ?? 0) > electionTicks)) this.touch(r, true);
         else continue;
       }
       this.dirty.add(r);

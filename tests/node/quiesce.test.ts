@@ -106,4 +106,34 @@ describe('node: quiescing idle ranges', () => {
     expect(seen.beats).toBeGreaterThan(50);
     expect(allQuiesced(c.nodes.values())).toBe(true);
   });
+
+  it('a stall of the whole process (GC, CPU starvation) does not wake quiet followers', async () => {
+    // The three nodes share this process: a 400 ms stall (4 election timeouts of 10 ticks of
+    // 10 ms) silences every peer for as long, but is one late tick of each node's own clock.
+    c = new NodeCluster([1, 2, 3], { quiesceAfterTicks: 20 });
+    await c.startAll();
+    await c.put('a', '1', RANGE);
+    await waitFor('every replica quiesced', () => allQuiesced(c.nodes.values()));
+    const term = (await c.leader(RANGE)).replica(RANGE).rawNode.status().term;
+    const end = Date.now() + 400;
+    while (Date.now() < end) {
+      // a synchronous stall: no timer, no message delivery
+    }
+    let raft = 0;
+    const restore: Array<() => void> = [];
+    for (const n of c.nodes.values()) {
+      const handler = n as unknown as TransportHandler;
+      const original = handler.receive.bind(handler);
+      handler.receive = (from: number, msgs: readonly RangeMessage[]): void => {
+        raft += msgs.filter((m) => m.rangeId !== NODE_BEAT_RANGE_ID).length;
+        original(from, msgs);
+      };
+      restore.push(() => (handler.receive = original));
+    }
+    await new Promise((r) => setTimeout(r, 500)); // a measurement window, not a wait for a condition
+    for (const f of restore) f();
+    expect(raft).toBe(0);
+    expect(allQuiesced(c.nodes.values())).toBe(true);
+    expect((await c.leader(RANGE)).replica(RANGE).rawNode.status().term).toBe(term);
+  });
 });
