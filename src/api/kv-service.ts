@@ -92,6 +92,8 @@ class RoutingFailure extends Error {
 }
 
 const CONSISTENCIES = [0, 1, 2, 3] as const;
+const CONSISTENCY_NAMES = 'READ_CONSISTENCY_UNSPECIFIED, LINEARIZABLE, LEASE, STALE';
+
 /**
  * Gets of one Multiplex message started per turn of the event loop (see multiplex()): a quarter
  * of them, at least 8 and at most 32 (measured best of 8, 16, 32, 64 at 64 and 256 in flight).
@@ -99,7 +101,6 @@ const CONSISTENCIES = [0, 1, 2, 3] as const;
 function muxReadSlice(reads: number): number {
   return Math.min(32, Math.max(8, Math.ceil(reads / 4)));
 }
-const CONSISTENCY_NAMES = 'READ_CONSISTENCY_UNSPECIFIED, LINEARIZABLE, LEASE, STALE';
 
 export class KvService {
   private readonly node: Node;
@@ -154,8 +155,9 @@ export class KvService {
 
   /**
    * Serves a Multiplex stream: each item runs as its unary call would; results that complete in
-   * the same turn of the event loop leave in one message (gets start in slices, see below). Writes respect the stream's flow
-   * control (results wait while it is full), and in-flight items are bounded per stream.
+   * the same turn of the event loop leave in one message (gets start in slices, see below).
+   * Writes respect the stream's flow control (results wait while it is full), and in-flight items
+   * are bounded per stream.
    */
   private multiplex(call: grpc.ServerDuplexStream<MultiplexRequestMsg | MalformedRequest, unknown>): void {
     const limit = this.o.multiplexInflight ?? 4096;
