@@ -107,15 +107,20 @@ describe('node: snapshot payloads and their read views', () => {
     }
   }
 
-  it('a payload handed out before a newer snapshot replaces its view still reads it whole', async () => {
+  /** Three nodes snapshotting every 10 entries; 12 keys written; the leader's replica once it holds a view for its snapshot. */
+  async function leaderWithSnapshot(): Promise<{ r: Replica; snap: ReturnType<Replica['storage']['snapshot']> }> {
     c = new NodeCluster([1, 2, 3], { snapshotEveryEntries: 10, compactionSlackEntries: 2, quiesceAfterTicks: 0 });
     await c.startAll();
     for (let i = 0; i < 12; i++) await c.put(`a${i}`, 'x', RANGE);
-    const leader = await c.leader(RANGE);
-    const r = leader.replica(RANGE);
+    const r = (await c.leader(RANGE)).replica(RANGE);
     const snap = r.storage.snapshot();
     expect(snap.metadata.index).toBeGreaterThan(0);
     await waitFor('a view for the snapshot', () => (r as unknown as HandleView).snapHandle?.index === snap.metadata.index);
+    return { r, snap };
+  }
+
+  it('a payload handed out before a newer snapshot replaces its view still reads it whole', async () => {
+    const { r, snap } = await leaderWithSnapshot();
     const payload = r.snapshotPayload(snap, 64);
     // Not read yet: a newer snapshot retires its view now.
     await putUntilNewSnapshot(r, snap.metadata.index);
@@ -126,13 +131,7 @@ describe('node: snapshot payloads and their read views', () => {
   });
 
   it('a payload abandoned before its first read releases the view: a retired view closes', async () => {
-    c = new NodeCluster([1, 2, 3], { snapshotEveryEntries: 10, compactionSlackEntries: 2, quiesceAfterTicks: 0 });
-    await c.startAll();
-    for (let i = 0; i < 12; i++) await c.put(`a${i}`, 'x', RANGE);
-    const leader = await c.leader(RANGE);
-    const r = leader.replica(RANGE);
-    const snap = r.storage.snapshot();
-    await waitFor('a view for the snapshot', () => (r as unknown as HandleView).snapHandle?.index === snap.metadata.index);
+    const { r, snap } = await leaderWithSnapshot();
     const h = (r as unknown as HandleView).snapHandle!;
     let closed = 0;
     const close = h.view.close.bind(h.view);
