@@ -162,7 +162,8 @@ class MuxStream {
     this.call.on('end', () => fail(undefined));
   }
 
-  request(method: MuxMethod, body: object, deadline: number): Promise<HasHeader> {
+  /** `bytes`: the body's key and value bytes (payloadBytes), counted against MUX_MESSAGE_BYTES. */
+  request(method: MuxMethod, body: object, bytes: number, deadline: number): Promise<HasHeader> {
     if (this.broken) return Promise.reject(serviceError(grpc.status.UNAVAILABLE, 'multiplex stream broken'));
     const id = this.nextId++;
     const timeoutMs = Math.max(1, deadline - Date.now());
@@ -174,7 +175,7 @@ class MuxStream {
       this.pending.set(id, { resolve, reject, timer });
       // A request that times out while still queued is sent anyway (the server answers
       // DEADLINE_EXCEEDED or drops it); its promise was settled by the timer.
-      this.queued.push({ item: { id, timeoutMs, [method]: body }, bytes: payloadBytes(body) });
+      this.queued.push({ item: { id, timeoutMs, [method]: body }, bytes });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         process.nextTick(() => this.flush());
@@ -533,8 +534,9 @@ export class KvClient {
         const route = cr ? { rangeId: cr.rangeId, epoch: { version: cr.epoch.version, confVersion: cr.epoch.confVersion } } : {};
         const header = isWrite ? { ...route, clientId: this.clientId, sequence, answeredBelow: this.answeredBelow() } : route;
         const req = { ...body, header };
-        const res = this.multiplex && payloadBytes(body) <= MUX_ITEM_MAX_BYTES
-          ? await this.mux(address).request(method, req, deadline)
+        const bytes = payloadBytes(body);
+        const res = this.multiplex && bytes <= MUX_ITEM_MAX_BYTES
+          ? await this.mux(address).request(method, req, bytes, deadline)
           : await unaryCall(this.stub(address)[method].bind(this.stub(address)), req, deadline);
         const err = res.header?.error;
         if (!err) {

@@ -796,12 +796,11 @@ export class Node implements TransportHandler {
   private tick(): void {
     if (this.stopped) return;
     const now = Date.now();
+    const electionTicks = this.opts.electionTicks ?? 10;
     // A read round normally completes in one round trip; one that takes an election timeout lost
     // a message (or the leader), so it is asked again.
-    const electionTicks = this.opts.electionTicks ?? 10;
-    const retryMs = (this.opts.tickMs ?? 100) * electionTicks;
-    const electionMs = retryMs;
-    const quiesceAfter = this.opts.quiesceAfterTicks ?? 2 * (this.opts.electionTicks ?? 10);
+    const electionMs = (this.opts.tickMs ?? 100) * electionTicks;
+    const quiesceAfter = this.opts.quiesceAfterTicks ?? 2 * electionTicks;
     this.ticks++;
     for (const r of this.replicas.values()) {
       if (r.quiesced) {
@@ -821,9 +820,9 @@ export class Node implements TransportHandler {
         }
       }
       r.rawNode.tick();
-      r.retryStalledReads(now, retryMs);
+      r.retryStalledReads(now, electionMs);
       if (r.pendingReads() > 0) {
-        this.logSlowReads(r, now, 2 * retryMs);
+        this.logSlowReads(r, now, 2 * electionMs);
         r.expireReads(now, this.opts.readTimeoutMs ?? 4 * electionMs);
       }
       if (r.isLeader()) r.lastLeaderContactMs = now;
