@@ -17,7 +17,8 @@
 #     --out DIR               results (results.jsonl, table.txt, logs); default /tmp/rangekv-bench-results/<time>
 #     --profile               instead of the comparison: profile RangeKV (node --cpu-prof on every kvd)
 #                             through the target BENCH_PROFILE_TARGET (rangekv, default, or rangekv-unary)
-#                             under the get workload, then the put workload, at the first --concurrency
+#                             under the workloads of BENCH_PROFILE_WORKLOADS (default get,put) at the first
+#                             --concurrency
 #     --no-build              do not run tsc first
 #     --keep                  keep the clusters' data directories
 #     --max-seconds 2400      hard bound of the whole script   (BENCH_MAX_SECONDS)
@@ -53,6 +54,7 @@ read -r -a kvd_node_flags <<<"${BENCH_KVD_NODE_FLAGS:-}"
 read -r -a client_node_flags <<<"${BENCH_CLIENT_NODE_FLAGS---stack-trace-limit=0}"
 etcd_base="${BENCH_ETCD_PORT:-23790}"
 profile_target="${BENCH_PROFILE_TARGET:-rangekv}"
+profile_workloads="${BENCH_PROFILE_WORKLOADS:-get,put}"
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -216,7 +218,7 @@ if [ "$profile" = 1 ]; then
   start_rkv
   bench 900 run --target rangekv --endpoints "$rkv_eps" "${common[@]}" --workload preload --server-pids "$(rkv_pidlist)" --jsonl "$results"
   stop_rkv
-  for w in get put; do
+  for w in ${profile_workloads//,/ }; do
     echo "== profile: $w c=$c (node --cpu-prof on every kvd and on the bench client)"
     mkdir -p "$out/prof-$w/client"
     launched_ms=$(date +%s%3N)

@@ -127,6 +127,26 @@ describe('KV Multiplex stream', () => {
     expect(results.get(8)).toMatchObject({ code: grpc.status.OK, response: 'get' });
   });
 
+  it('answers stale gets (served in the turn they arrive) with values, not-found, and per-item errors', async () => {
+    await client.put('stale-raw', 'v1');
+    const follower = [...c.members.values()].find((m) => m.address !== leaderAddress)!;
+    await waitFor('follower applied the put', () => (follower.node.replica(1).sm.get(Buffer.from('stale-raw')) ? true : undefined));
+    const results = await exchange(follower.address, [
+      { id: 1, get: { key: Buffer.from('stale-raw'), consistency: 3 } },
+      { id: 2, get: { key: Buffer.from('stale-absent'), consistency: 3 } },
+      { id: 3, get: { key: Buffer.alloc(0), consistency: 3 } },
+      { id: 4, get: { header: { rangeId: 99 }, key: Buffer.from('stale-raw'), consistency: 3 } },
+      { id: 5, get: { key: Buffer.from('stale-raw'), consistency: 9 } },
+    ]);
+    expect(results.get(1)).toMatchObject({ code: grpc.status.OK, get: { found: true, kv: { value: Buffer.from('v1') } } });
+    expect((results.get(1)!.get as { header: { appliedIndex: number } }).header.appliedIndex).toBeGreaterThan(0);
+    expect(results.get(2)).toMatchObject({ code: grpc.status.OK, get: { found: false, kv: null } });
+    expect(results.get(3)).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, message: expect.stringMatching(/key/) });
+    // A routing error travels in the response header, as for every other request.
+    expect(results.get(4)).toMatchObject({ code: grpc.status.OK, get: { header: { error: { rangeNotFound: expect.anything() } } } });
+    expect(results.get(5)).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, message: expect.stringMatching(/consistency/) });
+  });
+
   it('a follower answers a write with NotLeader inside the item result, and the client follows it', async () => {
     const follower = [...c.members.values()].find((m) => m.address !== leaderAddress)!;
     await waitFor('follower knows leader', () => (follower.node.replica(1).rawNode.status().leader !== 0 ? true : undefined));
