@@ -84,6 +84,7 @@ interface KvStub extends grpc.Client {
 }
 
 type MuxMethod = 'get' | 'put' | 'delete' | 'compareAndSwap';
+type WriteMethod = Exclude<MuxMethod, 'get'>;
 interface MuxItem {
   id: number;
   timeoutMs: number;
@@ -137,7 +138,11 @@ function payloadBytes(body: object): number {
  * applied) and is replaced on next use.
  */
 class MuxStream {
-  private readonly pending = new Map<number, { resolve: (r: HasHeader) => void; reject: (e: grpc.ServiceError) => void; timer: NodeJS.Timeout }>();
+  /** Requests in flight, by id. Their deadlines share one timer (see sweep()). */
+  private readonly pending = new Map<number, { resolve: (r: HasHeader) => void; reject: (e: grpc.ServiceError) => void; deadline: number }>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  /** When sweepTimer fires (Infinity when not armed). */
+  private sweepAt = Infinity;
   private queued: Array<{ item: MuxItem; bytes: number }> = [];
   private flushScheduled = false;
   private nextId = 1;
@@ -151,7 +156,6 @@ class MuxStream {
         const p = this.pending.get(r.id);
         if (!p) continue; // timed out here already
         this.pending.delete(r.id);
-        clearTimeout(p.timer);
         const res = r.response && r.response !== 'batch' ? r[r.response] : undefined;
         if (r.code === grpc.status.OK && res) p.resolve(res);
         else p.reject(serviceError(r.code === grpc.status.OK ? grpc.status.INTERNAL : r.code, r.message || 'empty multiplex result'));
@@ -168,19 +172,46 @@ class MuxStream {
     const id = this.nextId++;
     const timeoutMs = Math.max(1, deadline - Date.now());
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(serviceError(grpc.status.DEADLINE_EXCEEDED, 'deadline exceeded'));
-      }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, deadline });
+      if (deadline < this.sweepAt) this.armSweep(deadline);
       // A request that times out while still queued is sent anyway (the server answers
-      // DEADLINE_EXCEEDED or drops it); its promise was settled by the timer.
+      // DEADLINE_EXCEEDED or drops it); its promise was settled by sweep().
       this.queued.push({ item: { id, timeoutMs, [method]: body }, bytes });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         process.nextTick(() => this.flush());
       }
     });
+  }
+
+  /**
+   * One timer per stream, not one per request (a timer per request was measurable client CPU at
+   * tens of thousands of requests per second): it fires at the earliest deadline in flight, fails
+   * the requests past their deadline, and re-arms for the earliest left. Answered requests leave
+   * `pending` without touching it, so it fires about once per deadline's length. Unref'd: an
+   * open stream keeps the process alive while requests are in flight.
+   */
+  private armSweep(at: number): void {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(1, at - Date.now()));
+    this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const [id, p] of this.pending) {
+      if (p.deadline <= now) {
+        this.pending.delete(id);
+        p.reject(serviceError(grpc.status.DEADLINE_EXCEEDED, 'deadline exceeded'));
+      } else if (p.deadline < next) {
+        next = p.deadline;
+      }
+    }
+    if (next < Infinity) this.armSweep(next);
   }
 
   /** The stream's send buffer is full: requests wait in `queued` until it drains. */
@@ -212,10 +243,10 @@ class MuxStream {
     if (this.broken) return;
     this.broken = true;
     this.onBroken();
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(serviceError(code, details));
-    }
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
+    for (const p of this.pending.values()) p.reject(serviceError(code, details));
     this.pending.clear();
     this.queued = [];
   }
@@ -263,10 +294,24 @@ export class KvClient {
     this.placement = new PlacementClient({ endpoints: () => this.endpoints, deadlineMs: 2_000 });
   }
 
-  /** The cached range for `key`, looked up in placement on a miss (unless routing is off or placement is failing). */
-  private async routeFor(key: Buffer, deadline: number): Promise<CachedRange | undefined> {
+  /**
+   * The cached range for `key`, or undefined when it is not cached and cannot be looked up now
+   * (routing off, or placement failing recently); `lookup` when placement must be asked.
+   * Synchronous, so that a request to a cached range pays for no extra promise.
+   */
+  private cachedRoute(key: Buffer): CachedRange | undefined | 'lookup' {
     const hit = this.ranges.lookup(key);
     if (hit || this.opts.routing === false || Date.now() < this.lookupPausedUntil) return hit;
+    return 'lookup';
+  }
+
+  /** The cached range for `key`, looked up in placement on a miss (unless routing is off or placement is failing). */
+  private async routeFor(key: Buffer, deadline: number): Promise<CachedRange | undefined> {
+    const cached = this.cachedRoute(key);
+    return cached === 'lookup' ? this.lookupRoute(key, deadline) : cached;
+  }
+
+  private async lookupRoute(key: Buffer, deadline: number): Promise<CachedRange | undefined> {
     try {
       const info = await this.placement.call<{ range: PlacementRangeInfo | null }>('lookupRange', { key }, { deadlineMs: Math.min(2_000, Math.max(1, deadline - Date.now())) });
       if (!info.range) return undefined; // placement has not heard of this range yet
@@ -347,7 +392,7 @@ export class KvClient {
   // ---------------------------------------------------------------------------------------------
 
   async get(key: Buffer | string, consistency = Consistency.Linearizable): Promise<GetResult> {
-    const res = (await this.call('get', { key: toBuf(key), consistency }, false)) as HasHeader & {
+    const res = (await this.read({ key: toBuf(key), consistency })) as HasHeader & {
       found: boolean;
       kv: KeyValue | null;
     };
@@ -361,12 +406,12 @@ export class KvClient {
   }
 
   async put(key: Buffer | string, value: Buffer | string): Promise<{ version: number }> {
-    const res = (await this.call('put', { key: toBuf(key), value: toBuf(value) }, true)) as HasHeader & { version: number };
+    const res = (await this.write('put', { key: toBuf(key), value: toBuf(value) })) as HasHeader & { version: number };
     return { version: res.version };
   }
 
   async delete(key: Buffer | string): Promise<{ deleted: boolean; version: number }> {
-    const res = (await this.call('delete', { key: toBuf(key) }, true)) as HasHeader & { deleted: boolean; version: number };
+    const res = (await this.write('delete', { key: toBuf(key) })) as HasHeader & { deleted: boolean; version: number };
     return { deleted: res.deleted, version: res.version };
   }
 
@@ -379,7 +424,7 @@ export class KvClient {
     if ('value' in expected) req.expectedValue = expected.value;
     else if ('absent' in expected) req.expectedAbsent = true;
     else req.expectedVersion = expected.version;
-    const res = (await this.call('compareAndSwap', req, true)) as HasHeader & {
+    const res = (await this.write('compareAndSwap', req)) as HasHeader & {
       succeeded: boolean;
       previous: KeyValue | null;
       version: number;
@@ -474,13 +519,17 @@ export class KvClient {
   private inflightWrites = 0;
   private readonly writeSlotWaiters: Array<() => void> = [];
 
-  private async call(method: 'get' | 'put' | 'delete' | 'compareAndSwap', body: object, isWrite: boolean): Promise<HasHeader> {
-    if (!isWrite) return this.attempt(method, body, false);
+  /** A read has no sequence to track and no write slot to wait for: straight to its attempts. */
+  private read(body: object): Promise<HasHeader> {
+    return this.attemptWith('get', body, false, 0, Date.now() + (this.opts.deadlineMs ?? 10_000));
+  }
+
+  private async write(method: WriteMethod, body: object): Promise<HasHeader> {
     const max = this.opts.maxInflightWrites ?? 512;
     while (this.inflightWrites >= max) await new Promise<void>((resolve) => this.writeSlotWaiters.push(resolve));
     this.inflightWrites++;
     try {
-      return await this.attempt(method, body, true);
+      return await this.attemptWrite(method, body);
     } finally {
       this.inflightWrites--;
       this.writeSlotWaiters.shift()?.();
@@ -500,14 +549,15 @@ export class KvClient {
     return first.done ? this.sequence + 1 : first.value;
   }
 
-  private async attempt(method: 'get' | 'put' | 'delete' | 'compareAndSwap', body: object, isWrite: boolean): Promise<HasHeader> {
+  /** A write's attempts, under one sequence number (its retries are duplicates the range recognises). */
+  private async attemptWrite(method: WriteMethod, body: object): Promise<HasHeader> {
     const deadline = Date.now() + (this.opts.deadlineMs ?? 10_000);
-    const sequence = isWrite ? ++this.sequence : 0;
-    if (isWrite) this.unanswered.add(sequence);
+    const sequence = ++this.sequence;
+    this.unanswered.add(sequence);
     try {
-      return await this.attemptWith(method, body, isWrite, sequence, deadline);
+      return await this.attemptWith(method, body, true, sequence, deadline);
     } finally {
-      if (isWrite) this.unanswered.delete(sequence);
+      this.unanswered.delete(sequence);
     }
   }
 
@@ -526,7 +576,8 @@ export class KvClient {
     let rerouted = false;
     const key = (body as { key: Buffer }).key;
     for (;;) {
-      const cr = await this.routeFor(key, deadline);
+      const cached = this.cachedRoute(key);
+      const cr = cached === 'lookup' ? await this.lookupRoute(key, deadline) : cached;
       const address = this.addressFor(cr);
       let retryNow = false;
       try {
