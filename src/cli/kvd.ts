@@ -14,7 +14,7 @@ import { PlacementClient } from '../client/placement-client';
 import { DEFAULT_SCHEDULER_CONFIG, HeartbeatReporter, Placement, SchedulerDriver, resolveSchedulerConfig, validateRules } from '../placement';
 import type { Heartbeat, OperatorStep, RangeInfo } from '../placement';
 import { Node } from '../node';
-import { StorageError } from '../storage';
+import { DEFAULT_ROW_CACHE_BYTES, StorageError } from '../storage';
 import { GRPC_COMMON_OPTIONS, GrpcTransport, TransportFailpoints, raftServerOptions } from '../transport';
 
 interface KvdOptions {
@@ -32,6 +32,7 @@ interface KvdOptions {
   snapshotEntries: number;
   compactionSlackEntries: number;
   maxValueBytes: number;
+  rowCacheMb: number;
   logLevel: string;
   failpoints: boolean;
   metaReplicas: number;
@@ -132,6 +133,9 @@ function program(): Command {
     )
     .addOption(
       new Option('--max-value-bytes <n>', 'largest value accepted, bytes').env('KV_MAX_VALUE_BYTES').default(DEFAULT_LIMITS.maxValueBytes).argParser(positiveInt('--max-value-bytes')),
+    )
+    .addOption(
+      new Option('--row-cache-mb <MiB>', 'memory for recently read values, MiB (read again without a LevelDB read); 0 turns it off').env('KV_ROW_CACHE_MB').default(DEFAULT_ROW_CACHE_BYTES / (1024 * 1024)).argParser(nonNegativeInt('--row-cache-mb')),
     )
     .addOption(
       new Option('--meta-replicas <n>', 'voters of the meta range (the placement service): the first N members of --initial-cluster by id (3 or 5)').env('KV_META_REPLICAS').default(3).argParser(positiveInt('--meta-replicas')),
@@ -251,6 +255,7 @@ async function main(argv: string[]): Promise<void> {
       nodeId: o.id,
       dataDir: o.data,
       clusterId: o.clusterId,
+      rowCacheBytes: o.rowCacheMb * 1024 * 1024,
       transport,
       logger: log,
       tickMs: o.tickMs,

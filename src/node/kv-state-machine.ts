@@ -160,7 +160,7 @@ export class KvStateMachine {
    */
   get(key: Uint8Array): StoredValue | undefined {
     this.checkReadable();
-    const raw = this.engine.db.getSync(dataKey(key, this.prefix));
+    const raw = this.engine.getSync(dataKey(key, this.prefix));
     return raw === undefined ? undefined : decodeValue(raw, key);
   }
 
@@ -223,7 +223,7 @@ export class KvStateMachine {
       const v = this.overlay.get(hex);
       return v ? decodeValue(v) : undefined;
     }
-    const raw = this.engine.db.getSync(dk);
+    const raw = this.engine.getSync(dk);
     return raw === undefined ? undefined : decodeValue(raw, key);
   }
 

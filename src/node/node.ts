@@ -94,6 +94,8 @@ export interface NodeOptions {
   readonly dataDir: string;
   /** Required when the data directory is new. */
   readonly clusterId?: string;
+  /** Row cache of data values, bytes (see src/storage/row-cache.ts); 0 turns it off. */
+  readonly rowCacheBytes?: number;
   readonly transport: Transport;
   readonly logger: Logger;
   /** Raft tick interval. Default 100 ms. */
@@ -193,7 +195,7 @@ export class Node implements TransportHandler {
   }
 
   static async open(opts: NodeOptions): Promise<Node> {
-    const engine = await Engine.open({ dir: opts.dataDir, nodeId: opts.nodeId, clusterId: opts.clusterId });
+    const engine = await Engine.open({ dir: opts.dataDir, nodeId: opts.nodeId, clusterId: opts.clusterId, rowCacheBytes: opts.rowCacheBytes });
     const node = new Node(opts, engine, opts.logger.child({ node: opts.nodeId }));
     try {
       await node.loadReplicas();

@@ -5,7 +5,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { Level } from 'level';
 import { CorruptDataError, DataDirMismatchError, DataDirMissingError } from './errors';
-import { metaKey } from './keys';
+import { PREFIX_DATA, PREFIX_META_DATA, metaKey } from './keys';
+import { RowCache } from './row-cache';
 import { checkWalFiles } from './wal-check';
 
 /** The on-disk format this code reads and writes. */
@@ -23,6 +24,16 @@ export interface EngineOptions {
    * already, it must match (omit it to accept whatever cluster the directory belongs to).
    */
   readonly clusterId?: string;
+  /** Bytes of the row cache of data values (row-cache.ts); 0 turns it off. Default DEFAULT_ROW_CACHE_BYTES. */
+  readonly rowCacheBytes?: number;
+}
+
+export const DEFAULT_ROW_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** Keys the row cache may hold: user data and the meta range's data. */
+function cacheable(key: Buffer): boolean {
+  const p = key[0];
+  return p === PREFIX_DATA || p === PREFIX_META_DATA;
 }
 
 export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
@@ -45,12 +56,33 @@ export class WriteBatch {
 }
 
 export class Engine {
+  /** Cached data values (see row-cache.ts); kept coherent by write(). */
+  readonly rows: RowCache;
+
   private constructor(
     readonly db: Level<Buffer, Buffer>,
     readonly dir: string,
     readonly nodeId: number,
     readonly clusterId: string,
-  ) {}
+    rowCacheBytes: number,
+  ) {
+    this.rows = new RowCache(rowCacheBytes);
+  }
+
+  /**
+   * A point read of the latest written state, synchronous (LevelDB's memtable or block cache,
+   * or the row cache for data keys). Reads never wait on a write in flight: they see the state
+   * before or after it.
+   */
+  getSync(key: Buffer): Buffer | undefined {
+    if (!this.rows.enabled || !cacheable(key)) return this.db.getSync(key);
+    const k = key.toString('latin1');
+    const hit = this.rows.get(k);
+    if (hit !== undefined) return hit ?? undefined;
+    const raw = this.db.getSync(key);
+    this.rows.set(k, raw ?? null);
+    return raw;
+  }
 
   /**
    * Opens (or, when the directory is absent or empty and a cluster id is given, initializes) a
@@ -82,7 +114,7 @@ export class Engine {
     }
     try {
       const clusterId = await Engine.checkIdentity(db, opts, fresh);
-      return new Engine(db, opts.dir, opts.nodeId, clusterId);
+      return new Engine(db, opts.dir, opts.nodeId, clusterId, opts.rowCacheBytes ?? DEFAULT_ROW_CACHE_BYTES);
     } catch (err) {
       await db.close();
       throw err;
@@ -141,13 +173,24 @@ export class Engine {
       await chained.close();
       throw err;
     }
-    await chained.write({ sync: opts.sync });
+    // The batch's data keys leave the row cache now and again once LevelDB has written it: a
+    // getSync meanwhile may have cached the value from before the batch (or after it; LevelDB
+    // makes the batch visible at some moment during the write), which must not outlive it.
+    this.invalidate(batch);
+    try {
+      await chained.write({ sync: opts.sync });
+    } finally {
+      // Also after a failed write: LevelDB may have applied the batch to its memtable and failed
+      // only the sync of its log.
+      this.invalidate(batch);
+    }
   }
 
-  /**
-   * Deletes every key in `ranges`, in batches of `batchOps` (not synced: callers that need the
-   * deletion durable before acting on it follow with a synced write). Returns the keys deleted.
-   */
+  private invalidate(batch: WriteBatch): void {
+    if (this.rows.size === 0) return;
+    for (const op of batch.ops) if (cacheable(op.key)) this.rows.delete(op.key.toString('latin1'));
+  }
+
   /** LevelDB's estimate of the bytes on disk for keys in [gte, lt) (memtable contents not counted). */
   async approximateSize(range: { gte: Buffer; lt: Buffer }): Promise<number> {
     // `level` types the database as the browser-or-node union; on Node it is a ClassicLevel, which has approximateSize.
@@ -155,6 +198,10 @@ export class Engine {
     return db.approximateSize(range.gte, range.lt);
   }
 
+  /**
+   * Deletes every key in `ranges`, in batches of `batchOps` (not synced: callers that need the
+   * deletion durable before acting on it follow with a synced write). Returns the keys deleted.
+   */
   async deleteRanges(ranges: ReadonlyArray<{ gte: Buffer; lt: Buffer }>, batchOps = 1000): Promise<number> {
     let b = new WriteBatch();
     let n = 0;
@@ -173,6 +220,7 @@ export class Engine {
   }
 
   async close(): Promise<void> {
+    this.rows.clear(); // a closed engine serves no reads, cached or not
     await this.db.close();
   }
 }

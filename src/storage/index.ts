@@ -1,5 +1,5 @@
 // The storage layer's public surface.
-export { Engine, WriteBatch, FORMAT_VERSION } from './engine';
+export { Engine, WriteBatch, FORMAT_VERSION, DEFAULT_ROW_CACHE_BYTES } from './engine';
 export type { EngineOptions, BatchOp } from './engine';
 export { RaftLogStorage } from './raft-log-storage';
 export type { ApplyState } from './codec';
