@@ -60,6 +60,7 @@ export class Engine {
   readonly rows: RowCache;
 
   private constructor(
+    /** Read it freely; write only through write(), which keeps the row cache coherent. */
     readonly db: Level<Buffer, Buffer>,
     readonly dir: string,
     readonly nodeId: number,
