@@ -20,6 +20,7 @@ import {
   ReadTimeoutError,
   Replica,
   ServerBusyError,
+  keyInRange,
 } from '../node';
 import { NotLeaderError, ProposalDroppedError } from '../raft';
 import { META_RANGE_ID } from '../storage/keys';
@@ -421,7 +422,7 @@ export class KvService {
       });
     }
     for (const k of keys) {
-      if (!inBounds(k, r.sm.bounds.start, r.sm.bounds.end)) {
+      if (!keyInRange(k, r.sm.bounds)) {
         throw new RoutingFailure(r.rangeId, {
           message: `key is outside range ${r.rangeId}`,
           keyNotInRange: { key: k, rangeId: r.rangeId, startKey: Buffer.from(r.sm.bounds.start), endKey: Buffer.from(r.sm.bounds.end) },
@@ -680,11 +681,6 @@ export class KvService {
       }
     }
   }
-}
-
-function inBounds(key: Buffer, start: Uint8Array, end: Uint8Array): boolean {
-  if (Buffer.compare(key, start) < 0) return false;
-  return end.length === 0 || Buffer.compare(key, end) < 0;
 }
 
 function opBytes(op: Op): number {

@@ -4,5 +4,5 @@ export type { NodeOptions, LocalRangeDescriptor } from './node';
 export { Replica } from './replica';
 export * from './command';
 export * from './errors';
-export { KvStateMachine } from './kv-state-machine';
+export { KvStateMachine, keyInRange } from './kv-state-machine';
 export type { RangeBounds, StoredValue } from './kv-state-machine';

@@ -86,7 +86,8 @@ export function decodeValue(raw: Buffer, key?: Uint8Array): StoredValue {
   return { version: readU64(p, 0), value: p.subarray(8) };
 }
 
-function keyInBounds(key: Uint8Array, b: RangeBounds): boolean {
+/** Whether `key` lies in `b` (the one test of a key against a range's bounds on the server). */
+export function keyInRange(key: Uint8Array, b: RangeBounds): boolean {
   if (Buffer.compare(key, b.start) < 0) return false;
   return b.end.length === 0 || Buffer.compare(key, b.end) < 0;
 }
@@ -311,7 +312,7 @@ export class KvStateMachine {
   private execute(batch: WriteBatch, index: number, cmd: Command): CommandResult {
     if (cmd.epochVersion !== this.bounds.epochVersion) return { status: CommandStatus.EpochNotMatch, results: [] };
     for (const op of cmd.ops) {
-      if (!keyInBounds(op.key, this.bounds)) return { status: CommandStatus.KeyNotInRange, results: [] };
+      if (!keyInRange(op.key, this.bounds)) return { status: CommandStatus.KeyNotInRange, results: [] };
     }
     const results: OpResult[] = [];
     for (const op of cmd.ops) {

@@ -44,7 +44,7 @@ import { StagingSink, recoverSnapshotInstall } from './snapshot';
 import { MessageType, makeMessage } from '../raft';
 import { Command, CommandResult } from './command';
 import { NodeStoppedError, RangeNotFoundError, ServerBusyError, SnapshotRefusedError, SplitRefusedError } from './errors';
-import { KvStateMachine, RangeBounds } from './kv-state-machine';
+import { KvStateMachine, RangeBounds, keyInRange } from './kv-state-machine';
 import {
   NO_BOUNDS,
   Replica,
@@ -53,7 +53,6 @@ import {
   boundsOf,
   boundsOverlap,
   encodeDescriptor,
-  keyInRange,
   snapshotDescriptor,
 } from './replica';
 import { decodeHardState, encodeHardState } from '../storage/codec';

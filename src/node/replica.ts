@@ -33,7 +33,7 @@ import {
   encodeCommand,
   encodeSplit,
 } from './command';
-import { KvStateMachine, RangeBounds } from './kv-state-machine';
+import { KvStateMachine, RangeBounds, keyInRange } from './kv-state-machine';
 import { SnapshotPayloadUnavailableError } from '../transport/errors';
 import { ProposalLostError, ReadIndexDroppedError, ReadTimeoutError } from './errors';
 
@@ -73,11 +73,6 @@ export function boundsOf(d: StoredDescriptor): RangeBounds {
  */
 export const NO_BOUNDS: RangeBounds = { start: Buffer.from([0]), end: Buffer.from([0]), epochVersion: 0, confVersion: 0 };
 
-/** Whether `key` lies in `b`. */
-export function keyInRange(key: Uint8Array, b: RangeBounds): boolean {
-  if (Buffer.compare(key, b.start) < 0) return false;
-  return b.end.length === 0 || Buffer.compare(key, b.end) < 0;
-}
 
 /** Whether two ranges share a key. */
 export function boundsOverlap(a: RangeBounds, b: RangeBounds): boolean {
