@@ -14,6 +14,21 @@ function allQuiesced(nodes: Iterable<Node>): boolean {
   return true;
 }
 
+/**
+ * Waits until every replica is quiet and has stayed quiet for 20 ticks (of 10 ms) in a row. A
+ * follower marks itself quiet when the leader's last heartbeat arrives, before its answer to it
+ * has reached the leader: when allQuiesced first holds, those answers may still be on their way
+ * (they land within a tick or two). A test that counts messages from then on must wait them out.
+ */
+async function settledQuiet(c: NodeCluster): Promise<void> {
+  await waitFor('every replica quiesced', () => allQuiesced(c.nodes.values()), 20_000);
+  let quietSince = Date.now();
+  await waitFor('quiet for 20 ticks in a row', () => {
+    if (!allQuiesced(c.nodes.values())) quietSince = Date.now();
+    return Date.now() - quietSince >= 200 || undefined;
+  }, 20_000);
+}
+
 describe('node: quiescing idle ranges', () => {
   let c: NodeCluster;
   afterEach(async () => {
@@ -84,15 +99,7 @@ describe('node: quiescing idle ranges', () => {
     // One write in every range: range 1 holds ['', b), range 2 [t, ''), range 3 [s, t), ...
     await c.put('a-x', 'v', 1);
     for (let r = 2; r < id; r++) await c.put(`${String.fromCharCode('t'.charCodeAt(0) - (r - 2))}-x`, 'v', r);
-    await waitFor('all 20 ranges quiesced on every node', () => allQuiesced(c.nodes.values()), 20_000);
-    // A follower marks itself quiet when the leader's last heartbeat arrives, before its answer to
-    // it has reached the leader: those answers may still be on their way. Quiet must hold for 20
-    // ticks in a row first (answers in flight land within a tick or two).
-    let quietSince = Date.now();
-    await waitFor('quiet for 20 ticks in a row', () => {
-      if (!allQuiesced(c.nodes.values())) quietSince = Date.now();
-      return Date.now() - quietSince >= 200 || undefined;
-    }, 20_000);
+    await settledQuiet(c);
     // Count what node 1 receives over 1 s of quiet (the local network delivers to its handler).
     const n1 = c.nodes.get(1)!;
     const seen = { beats: 0, raft: 0, types: [] as string[] };
@@ -122,26 +129,27 @@ describe('node: quiescing idle ranges', () => {
     c = new NodeCluster([1, 2, 3], { quiesceAfterTicks: 20 });
     await c.startAll();
     await c.put('a', '1', RANGE);
-    await waitFor('every replica quiesced', () => allQuiesced(c.nodes.values()));
+    // Counting starts after the stall: answers to the last heartbeat still in flight would count.
+    await settledQuiet(c);
     const term = (await c.leader(RANGE)).replica(RANGE).rawNode.status().term;
     const end = Date.now() + 400;
     while (Date.now() < end) {
       // a synchronous stall: no timer, no message delivery
     }
-    let raft = 0;
+    const raft: string[] = [];
     const restore: Array<() => void> = [];
     for (const n of c.nodes.values()) {
       const handler = n as unknown as TransportHandler;
       const original = handler.receive.bind(handler);
       handler.receive = (from: number, msgs: readonly RangeMessage[]): void => {
-        raft += msgs.filter((m) => m.rangeId !== NODE_BEAT_RANGE_ID).length;
+        for (const m of msgs) if (m.rangeId !== NODE_BEAT_RANGE_ID) raft.push(`range ${m.rangeId} ${MessageType[m.message.type]} ${from}->${n.nodeId}`);
         original(from, msgs);
       };
       restore.push(() => (handler.receive = original));
     }
     await new Promise((r) => setTimeout(r, 500)); // a measurement window, not a wait for a condition
     for (const f of restore) f();
-    expect(raft).toBe(0);
+    expect(raft).toEqual([]);
     expect(allQuiesced(c.nodes.values())).toBe(true);
     expect((await c.leader(RANGE)).replica(RANGE).rawNode.status().term).toBe(term);
   });
