@@ -138,8 +138,11 @@ function payloadBytes(body: object): number {
  * applied) and is replaced on next use.
  */
 class MuxStream {
-  /** Requests in flight, by id. Their deadlines share one timer (see sweep()). */
-  private readonly pending = new Map<number, { resolve: (r: HasHeader) => void; reject: (e: grpc.ServiceError) => void; deadline: number }>();
+  /**
+   * Requests in flight, by id. Their deadlines share one timer (see sweep()) and are kept on the
+   * monotonic clock (performance.now()), so a step of the wall clock moves none of them.
+   */
+  private readonly pending = new Map<number, { resolve: (r: HasHeader) => void; reject: (e: grpc.ServiceError) => void; expiresAt: number }>();
   private sweepTimer: NodeJS.Timeout | undefined;
   /** When sweepTimer fires (Infinity when not armed). */
   private sweepAt = Infinity;
@@ -176,9 +179,10 @@ class MuxStream {
     if (this.broken) return Promise.reject(serviceError(grpc.status.UNAVAILABLE, 'multiplex stream broken'));
     const id = this.nextId++;
     const timeoutMs = Math.max(1, deadline - Date.now());
+    const expiresAt = performance.now() + timeoutMs;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, deadline });
-      if (deadline < this.sweepAt) this.armSweep(deadline);
+      this.pending.set(id, { resolve, reject, expiresAt });
+      if (expiresAt < this.sweepAt) this.armSweep(expiresAt);
       // A request that times out while still queued is sent anyway (the server answers
       // DEADLINE_EXCEEDED or drops it); its promise was settled by sweep().
       this.queued.push({ item: { id, timeoutMs, [method]: body }, bytes });
@@ -199,21 +203,21 @@ class MuxStream {
   private armSweep(at: number): void {
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     this.sweepAt = at;
-    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(1, at - Date.now()));
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(1, Math.ceil(at - performance.now())));
     this.sweepTimer.unref();
   }
 
   private sweep(): void {
     this.sweepTimer = undefined;
     this.sweepAt = Infinity;
-    const now = Date.now();
+    const now = performance.now();
     let next = Infinity;
     for (const [id, p] of this.pending) {
-      if (p.deadline <= now) {
+      if (p.expiresAt <= now) {
         this.pending.delete(id);
         p.reject(serviceError(grpc.status.DEADLINE_EXCEEDED, 'deadline exceeded'));
-      } else if (p.deadline < next) {
-        next = p.deadline;
+      } else if (p.expiresAt < next) {
+        next = p.expiresAt;
       }
     }
     if (next < Infinity) this.armSweep(next);
