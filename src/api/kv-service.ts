@@ -199,6 +199,12 @@ export class KvService {
       }
     };
     const fail = (id: number, code: grpc.status, message: string): void => answer({ id, code, message });
+    /** An item's failure: a routing error travels in its response, anything else as its status. */
+    const failWith = (id: number, method: MultiplexMethod, err: unknown): void => {
+      const mapped = this.mapError(err);
+      if (mapped.response) answer({ id, code: grpc.status.OK, message: '', [method]: mapped.response });
+      else fail(id, mapped.status, mapped.message);
+    };
     const run = (item: MultiplexItemMsg): void => {
       const id = item.id;
       const method = item.request;
@@ -211,11 +217,6 @@ export class KvService {
         fail(id, grpc.status.RESOURCE_EXHAUSTED, `${inflight} requests in flight on this stream (limit ${limit}); a write was not applied`);
         return;
       }
-      const failWith = (err: unknown): void => {
-        const mapped = this.mapError(err);
-        if (mapped.response) answer({ id, code: grpc.status.OK, message: '', [method]: mapped.response });
-        else fail(id, mapped.status, mapped.message);
-      };
       if (method === 'get' && (req as GetRequestMsg).consistency === ReadConsistencyValue.Stale) {
         // Nothing to wait for: answered now, without the promises and the deadline timer of the
         // path below (scripts/bench, stale gets at 256 in flight, back-to-back runs: server CPU
@@ -223,7 +224,7 @@ export class KvService {
         try {
           answer({ id, code: grpc.status.OK, message: '', get: this.staleGet(req as GetRequestMsg) });
         } catch (err) {
-          failWith(err);
+          failWith(id, method, err);
         }
         return;
       }
@@ -231,7 +232,10 @@ export class KvService {
       this.inflightCalls++;
       const deadline = item.timeoutMs > 0 ? Date.now() + item.timeoutMs : call.getDeadline();
       this.withDeadline(deadline, this.handlerOf(method, req))
-        .then((res) => answer({ id, code: grpc.status.OK, message: '', [method]: res }), failWith)
+        .then(
+          (res) => answer({ id, code: grpc.status.OK, message: '', [method]: res }),
+          (err: unknown) => failWith(id, method, err),
+        )
         .finally(() => {
           inflight--;
           this.inflightCalls--;

@@ -443,7 +443,7 @@ export class KvClient {
 
   /** Streams [start, end) in key order; `limit` 0 = all. Memory stays bounded for any result size. */
   async *scan(start: Buffer | string, end: Buffer | string, opts: { limit?: number; consistency?: Consistency } = {}): AsyncGenerator<KeyValue> {
-    const deadline = Date.now() + (this.opts.deadlineMs ?? 10_000);
+    const deadline = this.deadlineFromNow();
     let from = toBuf(start);
     let remaining = opts.limit ?? 0;
     let backoff = this.opts.initialBackoffMs ?? 20;
@@ -530,7 +530,12 @@ export class KvClient {
 
   /** A read has no sequence to track and no write slot to wait for: straight to its attempts. */
   private read(body: object): Promise<HasHeader> {
-    return this.attemptWith('get', body, false, 0, Date.now() + (this.opts.deadlineMs ?? 10_000));
+    return this.attemptWith('get', body, false, 0, this.deadlineFromNow());
+  }
+
+  /** When a request issued now gives up (ClientOptions.deadlineMs, default 10 s). */
+  private deadlineFromNow(): number {
+    return Date.now() + (this.opts.deadlineMs ?? 10_000);
   }
 
   private async write(method: WriteMethod, body: object): Promise<HasHeader> {
@@ -560,7 +565,7 @@ export class KvClient {
 
   /** A write's attempts, under one sequence number (its retries are duplicates the range recognises). */
   private async attemptWrite(method: WriteMethod, body: object): Promise<HasHeader> {
-    const deadline = Date.now() + (this.opts.deadlineMs ?? 10_000);
+    const deadline = this.deadlineFromNow();
     const sequence = ++this.sequence;
     this.unanswered.add(sequence);
     try {

@@ -73,7 +73,6 @@ export function boundsOf(d: StoredDescriptor): RangeBounds {
  */
 export const NO_BOUNDS: RangeBounds = { start: Buffer.from([0]), end: Buffer.from([0]), epochVersion: 0, confVersion: 0 };
 
-
 /** Whether two ranges share a key. */
 export function boundsOverlap(a: RangeBounds, b: RangeBounds): boolean {
   const endsAfter = (end: Uint8Array, key: Uint8Array): boolean => end.length === 0 || Buffer.compare(key, end) < 0;

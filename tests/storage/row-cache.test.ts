@@ -52,6 +52,15 @@ async function del(engine: Engine, key: Buffer): Promise<void> {
   await engine.write(b);
 }
 
+/** An engine with a 1 MiB row cache holding data key `name` = `value` (written, then read once). */
+async function engineHolding(name: string, value: string): Promise<{ engine: Engine; k: Buffer }> {
+  const engine = await openEngine(1024 * 1024);
+  const k = dataKey(name);
+  await put(engine, k, val(value));
+  expect(read(engine, k)).toBe(value);
+  return { engine, k };
+}
+
 /** What getSync returned, as a string (undefined for an absent key). */
 function read(engine: Engine, key: Buffer): string | undefined {
   return engine.getSync(key)?.toString('utf8');
@@ -213,10 +222,7 @@ describe('RowCache', () => {
 
 describe('Engine row cache coherence', () => {
   it('serves a repeated read of a data key from the cache', async () => {
-    const engine = await openEngine(1024 * 1024);
-    const k = dataKey('user/1');
-    await put(engine, k, val('v1'));
-    expect(read(engine, k)).toBe('v1');
+    const { engine, k } = await engineHolding('user/1', 'v1');
     const hits = engine.rows.hits;
     expect(engine.rows.size).toBe(1);
     expect(read(engine, k)).toBe('v1');
@@ -224,10 +230,7 @@ describe('Engine row cache coherence', () => {
   });
 
   it('returns the new value after an overwrite and undefined after a delete', async () => {
-    const engine = await openEngine(1024 * 1024);
-    const k = dataKey('user/1');
-    await put(engine, k, val('v1'));
-    expect(read(engine, k)).toBe('v1');
+    const { engine, k } = await engineHolding('user/1', 'v1');
     expect(read(engine, k)).toBe('v1'); // cached now
     await put(engine, k, val('v2'));
     expect(read(engine, k)).toBe('v2');
@@ -302,10 +305,7 @@ describe('Engine row cache coherence', () => {
   });
 
   it('does not keep a value read while the batch is in flight, before LevelDB applied it', async () => {
-    const engine = await openEngine(1024 * 1024);
-    const k = dataKey('window');
-    await put(engine, k, val('old'));
-    expect(read(engine, k)).toBe('old');
+    const { engine, k } = await engineHolding('window', 'old');
     const during: Array<string | undefined> = [];
     interceptWrites(engine, async (realWrite) => {
       during.push(read(engine, k)); // before LevelDB has the batch: caches 'old'
@@ -360,10 +360,7 @@ describe('Engine row cache coherence', () => {
 
 describe('Engine row cache after close', () => {
   it('a closed engine serves no cached read', async () => {
-    const engine = await openEngine(1024 * 1024);
-    const k = dataKey('user/closed');
-    await put(engine, k, val('v'));
-    expect(read(engine, k)).toBe('v');
+    const { engine, k } = await engineHolding('user/closed', 'v');
     await engine.close();
     expect(() => engine.getSync(k)).toThrow();
   });
@@ -371,10 +368,7 @@ describe('Engine row cache after close', () => {
 
 describe('Engine row cache after a failed write', () => {
   it('drops a value cached during a write that LevelDB applied but then failed', async () => {
-    const engine = await openEngine(1024 * 1024);
-    const k = dataKey('failing');
-    await put(engine, k, val('old'));
-    expect(read(engine, k)).toBe('old');
+    const { engine, k } = await engineHolding('failing', 'old');
     interceptWrites(engine, async (realWrite) => {
       expect(read(engine, k)).toBe('old'); // cached while the batch is in flight
       await realWrite(); // the memtable has the batch...
@@ -386,10 +380,7 @@ describe('Engine row cache after a failed write', () => {
   });
 
   it('drops a value cached during a write that failed without being applied', async () => {
-    const engine = await openEngine(1024 * 1024);
-    const k = dataKey('failing');
-    await put(engine, k, val('old'));
-    expect(read(engine, k)).toBe('old');
+    const { engine, k } = await engineHolding('failing', 'old');
     interceptWrites(engine, async () => {
       expect(read(engine, k)).toBe('old'); // cached while the batch is in flight
       throw new Error('injected: write failed');
